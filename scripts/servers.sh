@@ -1,0 +1,126 @@
+# Sourced by demo.sh, test.sh and the benchmark: installs what a fresh Debian 12 machine lacks,
+# builds, and starts nats-server (JetStream, file store), PostgreSQL and Redis on loopback with
+# their data under one git-ignored folder ($ATW_STATE, default .local/).
+#
+# Ports are not the servers' defaults, so a developer's own servers are left alone:
+#   NATS 14222 (monitoring 18222), PostgreSQL 15432, Redis 16379.
+
+ATW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ATW_STATE="${ATW_STATE:-$ATW_ROOT/.local}"
+ATW_NATS_PORT="${ATW_NATS_PORT:-14222}"
+ATW_PG_PORT="${ATW_PG_PORT:-15432}"
+ATW_REDIS_PORT="${ATW_REDIS_PORT:-16379}"
+ATW_PG_BIN="/usr/lib/postgresql/15/bin"
+
+export NATS_URL="nats://127.0.0.1:${ATW_NATS_PORT}"
+export DATABASE_URL="postgresql://postgres@127.0.0.1:${ATW_PG_PORT}/asset_telemetry"
+export REDIS_URL="redis://127.0.0.1:${ATW_REDIS_PORT}/0"
+
+atw_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+ATW_PACKAGES=(build-essential cmake ninja-build pkg-config git ca-certificates
+  nats-server libnats-dev postgresql-15 postgresql-client-15 libpq-dev redis-server
+  libhiredis-dev libmuparser-dev libsimdjson-dev nlohmann-json3-dev libfmt-dev libcli11-dev
+  libcpp-httplib-dev libgtest-dev libgmock-dev googletest curl)
+
+atw_install() {
+  local missing=()
+  for p in "${ATW_PACKAGES[@]}" "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    atw_log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # The postgresql package would start a cluster of its own on 5432: not needed here.
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+atw_build() {
+  local type="${1:-Release}" dir="${2:-$ATW_ROOT/build}"
+  atw_log "building ($type) in $dir"
+  cmake -S "$ATW_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" >/dev/null
+  cmake --build "$dir" -j"$(nproc)"
+}
+
+# PostgreSQL will not run as root, and its data folder must be reachable by the postgres user;
+# where the checkout is not (a home folder), the data goes to /var/tmp and .local/ links to it.
+atw_pg_dir() {
+  mkdir -p "$ATW_STATE"
+  if runuser -u postgres -- test -x "$ATW_STATE" 2>/dev/null; then
+    echo "$ATW_STATE/pg"
+  else
+    local alt="/var/tmp/atw-pg-$(echo "$ATW_STATE" | md5sum | cut -c1-8)"
+    ln -sfn "$alt" "$ATW_STATE/pg-data-link"
+    echo "$alt"
+  fi
+}
+
+atw_start_nats() {
+  mkdir -p "$ATW_STATE/nats"
+  if nc_ok 127.0.0.1 "$ATW_NATS_PORT"; then return; fi
+  atw_log "starting nats-server on 127.0.0.1:$ATW_NATS_PORT"
+  nats-server -a 127.0.0.1 -p "$ATW_NATS_PORT" -m "$((ATW_NATS_PORT + 4000))" -js \
+    -sd "$ATW_STATE/nats" -P "$ATW_STATE/nats.pid" -l "$ATW_STATE/nats.log" </dev/null >/dev/null 2>&1 &
+  disown
+  atw_wait_port "$ATW_NATS_PORT" nats-server
+}
+
+atw_start_postgres() {
+  local dir
+  dir="$(atw_pg_dir)"
+  if [ ! -s "$dir/PG_VERSION" ]; then
+    atw_log "creating a PostgreSQL cluster in $dir"
+    mkdir -p "$dir" && chown postgres:postgres "$dir" && chmod 700 "$dir"
+    runuser -u postgres -- "$ATW_PG_BIN/initdb" -D "$dir" -U postgres -A trust -E UTF8 \
+      --locale=C.UTF-8 >/dev/null
+  fi
+  if ! runuser -u postgres -- "$ATW_PG_BIN/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+    atw_log "starting PostgreSQL on 127.0.0.1:$ATW_PG_PORT"
+    # Durable settings as in production (fsync and synchronous_commit stay on).
+    runuser -u postgres -- "$ATW_PG_BIN/pg_ctl" -D "$dir" -w -t 60 -l "$dir/server.log" \
+      -o "-p $ATW_PG_PORT -c listen_addresses=127.0.0.1 -k /tmp -c max_connections=200" start \
+      >/dev/null
+  fi
+  psql -h 127.0.0.1 -p "$ATW_PG_PORT" -U postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname = 'asset_telemetry'" | grep -q 1 ||
+    psql -h 127.0.0.1 -p "$ATW_PG_PORT" -U postgres -qc "CREATE DATABASE asset_telemetry"
+}
+
+atw_start_redis() {
+  mkdir -p "$ATW_STATE/redis"
+  if nc_ok 127.0.0.1 "$ATW_REDIS_PORT"; then return; fi
+  atw_log "starting Redis on 127.0.0.1:$ATW_REDIS_PORT"
+  redis-server --bind 127.0.0.1 --port "$ATW_REDIS_PORT" --dir "$ATW_STATE/redis" \
+    --daemonize yes --pidfile "$ATW_STATE/redis.pid" --logfile "$ATW_STATE/redis.log" \
+    --save "" --appendonly no >/dev/null
+  atw_wait_port "$ATW_REDIS_PORT" redis-server
+}
+
+atw_start_servers() {
+  atw_start_nats
+  atw_start_postgres
+  atw_start_redis
+}
+
+atw_stop_servers() {
+  atw_log "stopping the servers started under $ATW_STATE"
+  [ -f "$ATW_STATE/nats.pid" ] && kill "$(cat "$ATW_STATE/nats.pid")" 2>/dev/null
+  [ -f "$ATW_STATE/redis.pid" ] && kill "$(cat "$ATW_STATE/redis.pid")" 2>/dev/null
+  local dir
+  dir="$(atw_pg_dir)"
+  runuser -u postgres -- "$ATW_PG_BIN/pg_ctl" -D "$dir" -m fast stop >/dev/null 2>&1 || true
+  rm -f "$ATW_STATE/nats.pid" "$ATW_STATE/redis.pid"
+}
+
+nc_ok() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+atw_wait_port() {
+  for _ in $(seq 1 100); do
+    nc_ok 127.0.0.1 "$1" && return 0
+    sleep 0.1
+  done
+  echo "$2 did not start on port $1" >&2
+  return 1
+}

@@ -1,0 +1,207 @@
+#include "adapters/nats/jetstream_source.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+
+namespace atw {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+std::vector<std::string_view> split_tokens(std::string_view s) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  while (true) {
+    const size_t dot = s.find('.', start);
+    out.push_back(s.substr(start, dot == std::string_view::npos ? dot : dot - start));
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return out;
+}
+
+bool to_u64(std::string_view s, uint64_t& v) {
+  return !s.empty() && std::from_chars(s.data(), s.data() + s.size(), v).ec == std::errc() &&
+         std::from_chars(s.data(), s.data() + s.size(), v).ptr == s.data() + s.size();
+}
+
+}  // namespace
+
+bool parse_ack_subject(std::string_view reply, Delivery& out, uint64_t& pending) {
+  const auto t = split_tokens(reply);
+  if (t.size() < 9 || t[0] != "$JS" || t[1] != "ACK") return false;
+  // 9 tokens: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
+  // 12+: $JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.
+  //      <pending>.<token>
+  const size_t base = t.size() == 9 ? 2 : 4;
+  if (t.size() != 9 && t.size() < 12) return false;
+  uint64_t delivered = 0, sseq = 0, cseq = 0, ts = 0;
+  if (!to_u64(t[base + 2], delivered) || !to_u64(t[base + 3], sseq) || !to_u64(t[base + 4], cseq) ||
+      !to_u64(t[base + 5], ts) || !to_u64(t[base + 6], pending)) {
+    return false;
+  }
+  out.stream = std::string(t[base]);
+  out.consumer = std::string(t[base + 1]);
+  out.delivery_count = delivered;
+  out.stream_sequence = sseq;
+  out.published_at = Timestamp{static_cast<int64_t>(ts / 1000)};
+  return true;
+}
+
+Result<std::unique_ptr<JetStreamSource>> JetStreamSource::create(NatsConnection& nc,
+                                                                 PullSettings settings,
+                                                                 WorkerMetrics& metrics,
+                                                                 Logger& log) {
+  std::unique_ptr<JetStreamSource> src(new JetStreamSource(nc, std::move(settings), metrics, log));
+  src->inbox_ = NatsConnection::new_inbox();
+  src->next_subject_ =
+      fmt::format("$JS.API.CONSUMER.MSG.NEXT.{}.{}", src->settings_.stream, src->settings_.durable);
+  const std::string wildcard = src->inbox_ + ".*";
+  natsStatus s = natsConnection_SubscribeSync(&src->sub_, nc.raw(), wildcard.c_str());
+  // The number of messages in the buffer is bounded by what was requested, not by these limits.
+  if (s == NATS_OK) s = natsSubscription_SetPendingLimits(src->sub_, -1, -1);
+  if (s != NATS_OK) {
+    return Status::unavailable("nats_unavailable",
+                               fmt::format("subscribe {}: {}", wildcard, natsStatus_GetText(s)));
+  }
+  src->generation_ = nc.generation();
+  return src;
+}
+
+JetStreamSource::~JetStreamSource() {
+  if (sub_ != nullptr) {
+    natsSubscription_Unsubscribe(sub_);
+    natsSubscription_Destroy(sub_);
+  }
+}
+
+bool JetStreamSource::drained() const {
+  if (intake_open_ || !requests_.empty()) return false;
+  uint64_t queued = 0;
+  return natsSubscription_QueuedMsgs(sub_, &queued) != NATS_OK || queued == 0;
+}
+
+size_t JetStreamSource::outstanding() const {
+  size_t n = 0;
+  for (const auto& [id, r] : requests_) n += r.remaining;
+  return n;
+}
+
+Status JetStreamSource::request_more(size_t want) {
+  const uint64_t id = next_request_++;
+  const std::string reply = fmt::format("{}.{}", inbox_, id);
+  const auto expires_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(settings_.expires).count();
+  const std::string body = fmt::format(R"({{"batch":{},"expires":{}}})", want, expires_ns);
+  const natsStatus s = natsConnection_PublishRequest(
+      nc_.raw(), next_subject_.c_str(), reply.c_str(), body.data(), static_cast<int>(body.size()));
+  if (s != NATS_OK) {
+    return Status::unavailable("nats_unavailable",
+                               fmt::format("pull request: {}", natsStatus_GetText(s)));
+  }
+  requests_.emplace(id,
+                    PullRequest{want, SteadyClock::now() + settings_.expires + settings_.grace});
+  return Status();
+}
+
+void JetStreamSource::expire_requests() {
+  const auto now = SteadyClock::now();
+  std::erase_if(requests_, [now](const auto& kv) { return kv.second.written_off_at <= now; });
+}
+
+void JetStreamSource::take(natsMsg* msg, std::vector<Delivery>& out) {
+  const char* reply = natsMsg_GetReply(msg);
+  Delivery d;
+  uint64_t pending = 0;
+  if (reply != nullptr && parse_ack_subject(reply, d, pending)) {
+    // A pulled message keeps its original subject, so it does not say which request it answers;
+    // the server serves waiting requests in order, so it is counted against the oldest.
+    d.payload.assign(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
+    d.subject = natsMsg_GetSubject(msg);
+    d.ack_token = reply;
+    out.push_back(std::move(d));
+    metrics_.set_pending(static_cast<int64_t>(pending), -1);
+    if (!requests_.empty() && --requests_.begin()->second.remaining == 0) {
+      requests_.erase(requests_.begin());
+    }
+    return;
+  }
+  // Status messages come on the request's own reply subject.
+  const std::string_view subject = natsMsg_GetSubject(msg);
+  uint64_t id = 0;
+  const bool known = subject.size() > inbox_.size() + 1 &&
+                     to_u64(subject.substr(inbox_.size() + 1), id) && requests_.contains(id);
+  const char* status = nullptr;
+  if (natsMsgHeader_Get(msg, "Status", &status) == NATS_OK && status != nullptr) {
+    const std::string_view code(status);
+    if (code == "100") return;  // idle heartbeat
+    if (code == "409") {
+      const char* desc = nullptr;
+      natsMsgHeader_Get(msg, "Description", &desc);
+      log_.warn("pull request ended by server",
+                {{"status", code}, {"description", desc ? desc : ""}});
+    }
+    // 408 (expired), 404 (no messages), 409: the request is over.
+    if (known) requests_.erase(id);
+  }
+}
+
+Result<std::vector<Delivery>> JetStreamSource::fetch(size_t max, milliseconds wait) {
+  std::vector<Delivery> out;
+  if (!nc_.connected()) {
+    return Status::unavailable("nats_unavailable", "not connected to NATS");
+  }
+  if (nc_.generation() != generation_) {
+    // The server dropped this connection's pull requests; messages already on their way are
+    // still taken when they arrive.
+    requests_.clear();
+    generation_ = nc_.generation();
+  }
+  max_outstanding_ = 2 * max;
+  const auto deadline = SteadyClock::now() + wait;
+  while (out.size() < max) {
+    expire_requests();
+    // Keep one batch requested ahead of this one.
+    while (intake_open_ && outstanding() + max <= max_outstanding_) {
+      if (Status st = request_more(max); !st.ok()) {
+        if (out.empty()) return st;
+        return out;
+      }
+    }
+    const auto left =
+        std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now()).count();
+    if (left <= 0) break;
+    natsMsg* msg = nullptr;
+    const natsStatus s = natsSubscription_NextMsg(&msg, sub_, std::max<int64_t>(left, 1));
+    if (s == NATS_TIMEOUT) break;
+    if (s != NATS_OK) {
+      if (!out.empty()) break;
+      return Status::unavailable("nats_unavailable",
+                                 fmt::format("next message: {}", natsStatus_GetText(s)));
+    }
+    take(msg, out);
+    natsMsg_Destroy(msg);
+  }
+  return out;
+}
+
+Status JetStreamSource::nak(const Delivery& d, milliseconds delay) {
+  const auto delay_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(delay).count();
+  return reply(d, fmt::format(R"(-NAK {{"delay":{}}})", delay_ns));
+}
+
+Status JetStreamSource::reply(const Delivery& d, std::string_view body) {
+  const natsStatus s = natsConnection_Publish(nc_.raw(), d.ack_token.c_str(), body.data(),
+                                              static_cast<int>(body.size()));
+  if (s == NATS_OK) return Status();
+  return Status::unavailable("nats_unavailable",
+                             fmt::format("ack {}: {}", d.ack_token, natsStatus_GetText(s)));
+}
+
+Status JetStreamSource::flush() {
+  return nc_.flush(std::chrono::seconds(2));
+}
+
+}  // namespace atw

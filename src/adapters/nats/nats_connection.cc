@@ -1,0 +1,199 @@
+#include "adapters/nats/nats_connection.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+namespace atw {
+
+namespace {
+std::string nats_error(natsStatus s) {
+  const char* last = nats_GetLastError(nullptr);
+  return fmt::format("{}{}{}", natsStatus_GetText(s), last && *last ? ": " : "", last ? last : "");
+}
+int64_t ns(std::chrono::nanoseconds d) {
+  return d.count();
+}
+}  // namespace
+
+std::vector<std::string> split_servers(std::string_view list) {
+  std::vector<std::string> out;
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (!item.empty()) out.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+Result<std::unique_ptr<NatsConnection>> NatsConnection::connect(
+    const NatsSettings& settings, Logger& log, std::chrono::milliseconds initial_wait) {
+  std::unique_ptr<NatsConnection> c(new NatsConnection(settings, log));
+  natsStatus s = natsOptions_Create(&c->opts_);
+  std::vector<const char*> urls;
+  for (const auto& u : c->settings_.servers) urls.push_back(u.c_str());
+  if (s == NATS_OK)
+    s = natsOptions_SetServers(c->opts_, urls.data(), static_cast<int>(urls.size()));
+  if (s == NATS_OK) s = natsOptions_SetName(c->opts_, c->settings_.name.c_str());
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(c->opts_, -1);
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(c->opts_, settings.reconnect_wait.count());
+  if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(c->opts_, 32 * 1024 * 1024);
+  if (s == NATS_OK) s = natsOptions_SetMaxPendingMsgs(c->opts_, 1'000'000);
+  if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(c->opts_, on_disconnected, c.get());
+  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(c->opts_, on_reconnected, c.get());
+  if (s == NATS_OK) s = natsOptions_SetErrorHandler(c->opts_, on_error, c.get());
+  if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(c->opts_, true, on_connected, c.get());
+  if (s != NATS_OK) return Status::permanent("invalid_config", nats_error(s));
+
+  s = natsConnection_Connect(&c->conn_, c->opts_);
+  if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
+    return Status::unavailable("nats_unavailable", nats_error(s));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + initial_wait;
+  while (!c->connected()) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status::unavailable("nats_unavailable",
+                                 fmt::format("cannot reach {}", fmt::join(settings.servers, ",")));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return c;
+}
+
+NatsConnection::~NatsConnection() {
+  closing_.store(true);
+  if (conn_ != nullptr) {
+    natsConnection_Close(conn_);
+    natsConnection_Destroy(conn_);
+  }
+  natsOptions_Destroy(opts_);
+}
+
+bool NatsConnection::connected() const {
+  return conn_ != nullptr && natsConnection_Status(conn_) == NATS_CONN_STATUS_CONNECTED;
+}
+
+void NatsConnection::on_disconnected(natsConnection*, void* closure) {
+  auto* self = static_cast<NatsConnection*>(closure);
+  if (!self->closing_.load()) self->log_.warn("nats disconnected");
+}
+
+void NatsConnection::on_reconnected(natsConnection*, void* closure) {
+  auto* self = static_cast<NatsConnection*>(closure);
+  self->generation_.fetch_add(1);
+  self->log_.info("nats reconnected");
+}
+
+void NatsConnection::on_connected(natsConnection*, void* closure) {
+  static_cast<NatsConnection*>(closure)->log_.info("nats connected");
+}
+
+void NatsConnection::on_error(natsConnection*, natsSubscription*, natsStatus err, void* closure) {
+  static_cast<NatsConnection*>(closure)->log_.warn("nats async error",
+                                                   {{"error", natsStatus_GetText(err)}});
+}
+
+Status NatsConnection::flush(std::chrono::milliseconds timeout) {
+  const natsStatus s = natsConnection_FlushTimeout(conn_, timeout.count());
+  if (s == NATS_OK) return Status();
+  return Status::unavailable("nats_unavailable", nats_error(s));
+}
+
+std::string NatsConnection::new_inbox() {
+  natsInbox* inbox = nullptr;
+  natsInbox_Create(&inbox);
+  std::string out = inbox ? std::string(inbox) : std::string("_INBOX.fallback");
+  natsInbox_Destroy(inbox);
+  return out;
+}
+
+Result<std::string> NatsConnection::api(const std::string& subject, const std::string& body) {
+  natsMsg* reply = nullptr;
+  const natsStatus s =
+      natsConnection_Request(&reply, conn_, subject.c_str(), body.data(),
+                             static_cast<int>(body.size()), settings_.request_timeout.count());
+  if (s != NATS_OK) {
+    return Status::unavailable("nats_unavailable", fmt::format("{}: {}", subject, nats_error(s)));
+  }
+  std::string text(natsMsg_GetData(reply), static_cast<size_t>(natsMsg_GetDataLength(reply)));
+  natsMsg_Destroy(reply);
+  const auto json = nlohmann::json::parse(text, nullptr, false);
+  if (json.is_object() && json.contains("error")) {
+    const auto& e = json["error"];
+    const int code = e.value("code", 500);
+    const std::string msg =
+        fmt::format("{}: {} (err_code {})", subject, e.value("description", std::string("error")),
+                    e.value("err_code", 0));
+    if (code >= 400 && code < 500) return Status::permanent("nats_api", msg);
+    return Status::unavailable("nats_api", msg);
+  }
+  return text;
+}
+
+Result<std::string> find_stream_for_subject(NatsConnection& nc, const std::string& subject) {
+  auto r = nc.api("$JS.API.STREAM.NAMES", nlohmann::json{{"subject", subject}}.dump());
+  if (!r.ok()) return r.status();
+  const auto json = nlohmann::json::parse(*r, nullptr, false);
+  if (json.is_object() && json.contains("streams") && json["streams"].is_array() &&
+      !json["streams"].empty()) {
+    return json["streams"][0].get<std::string>();
+  }
+  return std::string();
+}
+
+Result<std::string> ensure_stream(NatsConnection& nc, const StreamSpec& spec, Logger& log) {
+  auto found = find_stream_for_subject(nc, spec.subject);
+  if (!found.ok()) return found.status();
+  if (!found->empty()) return found;
+  const nlohmann::json config = {
+      {"name", spec.default_name},
+      {"subjects", {spec.subject}},
+      {"storage", "file"},
+      {"retention", "limits"},
+      {"num_replicas", spec.replicas},
+      {"duplicate_window", ns(spec.duplicate_window)},
+  };
+  auto created = nc.api("$JS.API.STREAM.CREATE." + spec.default_name, config.dump());
+  if (!created.ok()) {
+    // A replica starting at the same moment may have created it first.
+    auto again = find_stream_for_subject(nc, spec.subject);
+    if (again.ok() && !again->empty()) return again;
+    return created.status();
+  }
+  log.info("stream created", {{"stream", spec.default_name}, {"subject", spec.subject}});
+  return spec.default_name;
+}
+
+Status ensure_consumer(NatsConnection& nc, const ConsumerSpec& spec, Logger& log) {
+  auto info = nc.api(fmt::format("$JS.API.CONSUMER.INFO.{}.{}", spec.stream, spec.durable), "");
+  if (info.ok()) return Status();
+  if (!info.status().permanent()) return info.status();
+  const nlohmann::json request = {
+      {"stream_name", spec.stream},
+      {"config",
+       {
+           {"durable_name", spec.durable},
+           {"deliver_policy", "all"},
+           {"ack_policy", "explicit"},
+           {"max_deliver", spec.max_deliver},
+           {"ack_wait", ns(spec.ack_wait)},
+           {"max_ack_pending", spec.max_ack_pending},
+           {"max_waiting", 512},
+           {"filter_subject", spec.filter_subject},
+           {"replay_policy", "instant"},
+       }},
+  };
+  auto created =
+      nc.api(fmt::format("$JS.API.CONSUMER.DURABLE.CREATE.{}.{}", spec.stream, spec.durable),
+             request.dump());
+  if (!created.ok()) return created.status();
+  log.info("consumer created", {{"stream", spec.stream}, {"consumer", spec.durable}});
+  return Status();
+}
+
+}  // namespace atw

@@ -1,0 +1,91 @@
+#pragma once
+// The one owner of the nats.c connection, and the JetStream API calls the worker needs
+// (SPEC D1, D2). nats.c reconnects by itself, forever; callbacks arrive on its threads and only
+// log and flip an atomic flag.
+
+#include <nats/nats.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "common/status.h"
+
+namespace atw {
+
+struct NatsSettings {
+  std::vector<std::string> servers{"nats://127.0.0.1:4222"};
+  std::string name = "asset-worker";
+  std::chrono::milliseconds reconnect_wait{500};
+  std::chrono::milliseconds request_timeout{5000};  // JetStream API calls
+};
+
+// Splits "nats://a:4222,nats://b:4222".
+std::vector<std::string> split_servers(std::string_view list);
+
+class NatsConnection {
+ public:
+  // Returns once connected; while the servers cannot be reached it keeps trying in the
+  // background and the call fails with Unavailable after `initial_wait`.
+  static Result<std::unique_ptr<NatsConnection>> connect(const NatsSettings& settings, Logger& log,
+                                                         std::chrono::milliseconds initial_wait);
+  ~NatsConnection();
+  NatsConnection(const NatsConnection&) = delete;
+  NatsConnection& operator=(const NatsConnection&) = delete;
+
+  natsConnection* raw() { return conn_; }
+  bool connected() const;
+  // Bumped on each reconnect: server-side pull requests made before it are gone.
+  uint64_t generation() const { return generation_.load(); }
+
+  // A JetStream API request ($JS.API.*); returns the JSON reply, or the API's error as a
+  // Status (type "nats_api", Permanent for 4xx client errors, else Unavailable).
+  Result<std::string> api(const std::string& subject, const std::string& body);
+  // Flushes what is buffered and waits for the server's PONG.
+  Status flush(std::chrono::milliseconds timeout);
+
+  // Creates an inbox prefix unique to this process: "_INBOX.<nuid>".
+  static std::string new_inbox();
+
+ private:
+  NatsConnection(NatsSettings settings, Logger& log) : settings_(std::move(settings)), log_(log) {}
+  static void on_disconnected(natsConnection* nc, void* closure);
+  static void on_reconnected(natsConnection* nc, void* closure);
+  static void on_connected(natsConnection* nc, void* closure);
+  static void on_error(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
+
+  NatsSettings settings_;
+  Logger& log_;
+  natsOptions* opts_ = nullptr;
+  natsConnection* conn_ = nullptr;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> closing_{false};  // no disconnect warnings for our own close
+};
+
+// Which stream captures `subject` (SPEC D1: bind to it); empty if none.
+Result<std::string> find_stream_for_subject(NatsConnection& nc, const std::string& subject);
+
+struct StreamSpec {
+  std::string default_name;  // created with this name where no stream captures the subject
+  std::string subject;
+  std::chrono::seconds duplicate_window{600};
+  int replicas = 1;
+};
+// Returns the name of the stream that captures the subject, creating it where missing.
+Result<std::string> ensure_stream(NatsConnection& nc, const StreamSpec& spec, Logger& log);
+
+struct ConsumerSpec {
+  std::string stream;
+  std::string durable = "asset-processor-group";
+  std::string filter_subject;
+  int max_deliver = 3;
+  std::chrono::seconds ack_wait{30};
+  int max_ack_pending = 20000;
+};
+// Creates the durable pull consumer where missing (SPEC D2); an existing one is used as it is.
+Status ensure_consumer(NatsConnection& nc, const ConsumerSpec& spec, Logger& log);
+
+}  // namespace atw

@@ -1,0 +1,76 @@
+#include "adapters/nats/stream_reader.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <nlohmann/json.hpp>
+
+namespace atw {
+
+std::string base64_decode(std::string_view in) {
+  static const std::array<int8_t, 256> table = [] {
+    std::array<int8_t, 256> t{};
+    t.fill(-1);
+    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int i = 0; i < 64; ++i)
+      t[static_cast<unsigned char>(alphabet[i])] = static_cast<int8_t>(i);
+    return t;
+  }();
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    const int8_t v = table[static_cast<unsigned char>(c)];
+    if (v < 0) continue;  // padding, line breaks
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  return out;
+}
+
+Result<StreamState> stream_state(NatsConnection& nc, const std::string& stream) {
+  auto r = nc.api("$JS.API.STREAM.INFO." + stream, "");
+  if (!r.ok()) return r.status();
+  const auto json = nlohmann::json::parse(*r, nullptr, false);
+  if (!json.is_object() || !json.contains("state")) {
+    return Status::unavailable("nats_api", "unexpected STREAM.INFO reply");
+  }
+  const auto& s = json["state"];
+  return StreamState{s.value("messages", uint64_t{0}), s.value("first_seq", uint64_t{0}),
+                     s.value("last_seq", uint64_t{0})};
+}
+
+Result<std::vector<StoredMessage>> read_stream(NatsConnection& nc, const std::string& stream,
+                                               uint64_t from, size_t max) {
+  std::vector<StoredMessage> out;
+  auto state = stream_state(nc, stream);
+  if (!state.ok()) return state.status();
+  for (uint64_t seq = std::max(from, state->first_seq); seq <= state->last_seq && out.size() < max;
+       ++seq) {
+    auto r = nc.api("$JS.API.STREAM.MSG.GET." + stream, fmt::format(R"({{"seq":{}}})", seq));
+    if (!r.ok()) {
+      if (r.status().permanent()) continue;  // deleted or purged
+      return r.status();
+    }
+    const auto json = nlohmann::json::parse(*r, nullptr, false);
+    if (!json.is_object() || !json.contains("message")) continue;
+    const auto& m = json["message"];
+    out.push_back(StoredMessage{m.value("seq", seq), m.value("subject", std::string()),
+                                base64_decode(m.value("data", std::string())),
+                                base64_decode(m.value("hdrs", std::string())),
+                                m.value("time", std::string())});
+  }
+  return out;
+}
+
+Status delete_stream_message(NatsConnection& nc, const std::string& stream, uint64_t seq) {
+  auto r = nc.api("$JS.API.STREAM.MSG.DELETE." + stream, fmt::format(R"({{"seq":{}}})", seq));
+  return r.status();
+}
+
+}  // namespace atw

@@ -1,0 +1,64 @@
+#pragma once
+// The one owner of a libpq connection. Reconnects lazily: a call made while the server is down
+// fails as Unavailable, and the next call tries to connect again.
+//
+// Not thread-safe: one PgConnection per thread.
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace atw {
+
+struct PgResultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
+
+struct PgConnDeleter {
+  void operator()(PGconn* c) const { PQfinish(c); }
+};
+
+// Maps a failed result (or a broken connection) to the worker's error kinds:
+// connection and server-shutdown classes are Unavailable, data and constraint classes
+// (22, 23) Permanent, everything else Retryable.
+Status pg_error_status(const PGresult* result, PGconn* conn, std::string_view type);
+
+class PgConnection {
+ public:
+  // `url` is a libpq URI or key=value string. `statement_timeout_ms` bounds every statement.
+  explicit PgConnection(std::string url, int statement_timeout_ms = 30000);
+
+  // Connects if needed. Unavailable when the server cannot be reached.
+  Status ensure();
+  bool connected() const;
+  // Counts successful (re)connections; a change tells listeners that notices may be lost.
+  uint64_t generation() const { return generation_; }
+  void reset() { conn_.reset(); }
+
+  // Runs a statement with text parameters (nullopt is SQL NULL). Fails with `type` as the
+  // error type, classified by pg_error_status.
+  Result<PgResult> exec(std::string_view type, const char* sql,
+                        const std::vector<std::optional<std::string>>& params = {});
+  // Sends COPY ... FROM STDIN (BINARY) and streams `data` (already in the COPY format).
+  Status copy_in(std::string_view type, const char* copy_sql, std::string_view data);
+
+  PGconn* raw() { return conn_.get(); }
+
+ private:
+  std::string url_;
+  int statement_timeout_ms_;
+  std::unique_ptr<PGconn, PgConnDeleter> conn_;
+  uint64_t generation_ = 0;
+};
+
+// `{"a","b\"c"}`: a text[] literal for a parameter.
+std::string pg_text_array(const std::vector<std::string_view>& items);
+
+}  // namespace atw

@@ -1,0 +1,251 @@
+#include "adapters/postgres/pg_telemetry_sink.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <unordered_map>
+
+#include "domain/json_writer.h"
+#include "domain/score_ledger.h"
+
+namespace atw {
+
+namespace {
+
+// PostgreSQL's binary timestamps count microseconds from 2000-01-01T00:00:00Z.
+constexpr int64_t kPgEpochMicros = 946'684'800LL * 1'000'000;
+
+void put_u16(std::string& out, uint16_t v) {
+  v = __builtin_bswap16(v);
+  out.append(reinterpret_cast<const char*>(&v), 2);
+}
+void put_u32(std::string& out, uint32_t v) {
+  v = __builtin_bswap32(v);
+  out.append(reinterpret_cast<const char*>(&v), 4);
+}
+void put_u64(std::string& out, uint64_t v) {
+  v = __builtin_bswap64(v);
+  out.append(reinterpret_cast<const char*>(&v), 8);
+}
+void put_text(std::string& out, std::string_view s) {
+  put_u32(out, static_cast<uint32_t>(s.size()));
+  out.append(s);
+}
+void put_float8(std::string& out, double v) {
+  put_u32(out, 8);
+  put_u64(out, std::bit_cast<uint64_t>(v));
+}
+void put_timestamptz(std::string& out, Timestamp t) {
+  put_u32(out, 8);
+  put_u64(out, static_cast<uint64_t>(t.micros - kPgEpochMicros));
+}
+
+std::optional<std::string> micros_param(Timestamp t) {
+  return std::to_string(t.micros);
+}
+
+}  // namespace
+
+void encode_history_copy(std::span<const MessageResult> messages, const std::vector<bool>& include,
+                         Timestamp received_at, std::string& out) {
+  static constexpr char kSignature[] = "PGCOPY\n\377\r\n\0";
+  out.append(kSignature, sizeof(kSignature) - 1);
+  put_u32(out, 0);  // flags
+  put_u32(out, 0);  // header extension length
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (!include[i]) continue;
+    const MessageResult& m = messages[i];
+    for (const AssetResult& a : m.assets) {
+      for (const Metric& metric : a.metrics) {
+        put_u16(out, 8);
+        put_text(out, a.asset_id);
+        put_text(out, "Asset");
+        put_text(out, metric.name);
+        put_float8(out, metric.value);
+        put_timestamptz(out, m.timestamp);
+        put_timestamptz(out, received_at);
+        put_text(out, m.device_id);
+        put_text(out, "good");
+      }
+    }
+  }
+  put_u16(out, 0xFFFF);  // trailer
+}
+
+Result<std::vector<WriteOutcome>> PgTelemetrySink::write(std::span<const MessageResult> messages,
+                                                         Timestamp received_at) {
+  std::vector<WriteOutcome> outcomes(messages.size());
+  if (messages.empty()) return outcomes;
+  auto begin = db_.exec("db_write_failed", "BEGIN");
+  if (!begin.ok()) return begin.status();
+  Status st = write_in_transaction(messages, received_at, outcomes);
+  if (st.ok()) {
+    auto commit = db_.exec("db_write_failed", "COMMIT");
+    if (commit.ok()) return outcomes;
+    st = commit.status();
+  }
+  if (db_.connected()) (void)db_.exec("db_write_failed", "ROLLBACK");
+  return st;
+}
+
+Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> messages,
+                                             Timestamp received_at,
+                                             std::vector<WriteOutcome>& outcomes) {
+  // 1. Duplicates: written by an earlier transaction, or earlier in this batch.
+  std::vector<std::string_view> ids;
+  ids.reserve(messages.size());
+  for (const auto& m : messages) ids.push_back(m.message_id);
+  auto dup = db_.exec("db_write_failed",
+                      "SELECT message_id, previous_scores::text FROM processed_messages"
+                      " WHERE message_id = ANY($1::text[])",
+                      {pg_text_array(ids)});
+  if (!dup.ok()) return dup.status();
+  std::unordered_map<std::string, std::string> earlier;  // message id -> previous_scores JSON
+  for (int row = 0; row < PQntuples(dup->get()); ++row) {
+    earlier.emplace(PQgetvalue(dup->get(), row, 0), PQgetvalue(dup->get(), row, 1));
+  }
+  std::vector<bool> fresh(messages.size(), false);
+  std::unordered_map<std::string_view, size_t> first_in_batch;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const bool seen_in_batch = !first_in_batch.emplace(messages[i].message_id, i).second;
+    fresh[i] = !seen_in_batch && !earlier.contains(messages[i].message_id);
+  }
+
+  // 2. History rows of the new messages, one binary COPY.
+  copy_buffer_.clear();
+  encode_history_copy(messages, fresh, received_at, copy_buffer_);
+  if (Status st = db_.copy_in("db_write_failed",
+                              "COPY telemetry_history (entity_id, entity_type, metric_key, value,"
+                              " \"timestamp\", received_at, source_device_id, quality)"
+                              " FROM STDIN (FORMAT binary)",
+                              copy_buffer_);
+      !st.ok()) {
+    return st;
+  }
+
+  // 3. Lock the assets in id order and read their scores.
+  std::vector<std::string_view> asset_ids;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (!fresh[i]) continue;
+    for (const auto& a : messages[i].assets) asset_ids.push_back(a.asset_id);
+  }
+  std::sort(asset_ids.begin(), asset_ids.end());
+  asset_ids.erase(std::unique(asset_ids.begin(), asset_ids.end()), asset_ids.end());
+  ScoreLedger ledger;
+  if (!asset_ids.empty()) {
+    auto locked = db_.exec(
+        "db_write_failed",
+        "SELECT id, health_score, (extract(epoch FROM health_score_updated_at) * 1000000)::int8"
+        " FROM assets WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+        {pg_text_array(asset_ids)});
+    if (!locked.ok()) return locked.status();
+    PGresult* res = locked->get();
+    for (int row = 0; row < PQntuples(res); ++row) {
+      StoredScore s;
+      if (!PQgetisnull(res, row, 1)) s.score = std::strtod(PQgetvalue(res, row, 1), nullptr);
+      if (!PQgetisnull(res, row, 2)) {
+        s.updated_at = Timestamp{std::strtoll(PQgetvalue(res, row, 2), nullptr, 10)};
+      }
+      ledger.load(PQgetvalue(res, row, 0), s);
+    }
+  }
+
+  // Previous scores, in delivery order, exactly as one message at a time would see them.
+  std::vector<std::string> prev_json(messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const MessageResult& m = messages[i];
+    WriteOutcome& o = outcomes[i];
+    if (fresh[i]) {
+      JsonWriter w(prev_json[i]);
+      w.begin_object();
+      for (const auto& a : m.assets) {
+        auto prev = ledger.apply(a.asset_id, a.health_score, m.timestamp);
+        o.previous_scores.push_back(prev);
+        w.key(a.asset_id).optional_number(prev);
+      }
+      w.end_object();
+      continue;
+    }
+    o.duplicate = true;
+    auto it = earlier.find(m.message_id);
+    const std::string* recorded =
+        it != earlier.end() ? &it->second : &prev_json[first_in_batch.at(m.message_id)];
+    // The recorded JSON is {"assetId": score|null}.
+    const auto recorded_scores = nlohmann::json::parse(*recorded, nullptr, false);
+    for (const auto& a : m.assets) {
+      std::optional<double> prev;
+      if (recorded_scores.is_object()) {
+        auto found = recorded_scores.find(a.asset_id);
+        if (found != recorded_scores.end() && found->is_number()) prev = found->get<double>();
+      }
+      o.previous_scores.push_back(prev);
+    }
+  }
+
+  // Each changed asset once, with its newest score.
+  const auto changes = ledger.changes();
+  if (!changes.empty()) {
+    std::vector<std::string_view> cids;
+    std::string scores = "{";
+    std::string times = "{";
+    for (size_t k = 0; k < changes.size(); ++k) {
+      cids.push_back(changes[k].asset_id);
+      if (k) {
+        scores.push_back(',');
+        times.push_back(',');
+      }
+      scores += fmt::format("{}", changes[k].score);
+      times += std::to_string(changes[k].at.micros);
+    }
+    scores.push_back('}');
+    times.push_back('}');
+    auto upd = db_.exec(
+        "db_write_failed",
+        "UPDATE assets AS a SET health_score = v.score,"
+        " health_score_updated_at = timestamptz 'epoch' + v.micros * interval '1 microsecond',"
+        " health_score_computed_by = 'asset-worker-v1',"
+        " updated_at = timestamptz 'epoch' + v.micros * interval '1 microsecond'"
+        " FROM unnest($1::text[], $2::float8[], $3::int8[]) AS v(id, score, micros)"
+        " WHERE a.id = v.id",
+        {pg_text_array(cids), scores, times});
+    if (!upd.ok()) return upd.status();
+  }
+
+  // 4. Mark the new messages written.
+  std::vector<std::string_view> new_ids, orgs, devices, prevs;
+  std::string stamps = "{";
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (!fresh[i]) continue;
+    if (!new_ids.empty()) stamps.push_back(',');
+    new_ids.push_back(messages[i].message_id);
+    orgs.push_back(messages[i].organization_id);
+    devices.push_back(messages[i].device_id);
+    prevs.push_back(prev_json[i]);
+    stamps += std::to_string(messages[i].timestamp.micros);
+  }
+  stamps.push_back('}');
+  if (new_ids.empty()) return Status();
+  auto ins = db_.exec(
+      "db_write_failed",
+      "INSERT INTO processed_messages (message_id, organization_id, device_id, \"timestamp\","
+      " processed_at, previous_scores)"
+      " SELECT id, org, dev, timestamptz 'epoch' + micros * interval '1 microsecond',"
+      " timestamptz 'epoch' + $5::int8 * interval '1 microsecond',"
+      " prev FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $6::jsonb[])"
+      " AS v(id, org, dev, micros, prev)"
+      " ON CONFLICT (message_id) DO NOTHING",
+      {pg_text_array(new_ids), pg_text_array(orgs), pg_text_array(devices), stamps,
+       micros_param(received_at), pg_text_array(prevs)});
+  if (!ins.ok()) return ins.status();
+  const long inserted = std::strtol(PQcmdTuples(ins->get()), nullptr, 10);
+  if (inserted != static_cast<long>(new_ids.size())) {
+    return Status::retryable("concurrent_duplicate",
+                             "another worker wrote some of these messages at the same time");
+  }
+  return Status();
+}
+
+}  // namespace atw

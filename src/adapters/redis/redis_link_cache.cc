@@ -1,0 +1,164 @@
+#include "adapters/redis/redis_link_cache.h"
+
+#include <charconv>
+
+namespace atw {
+
+Result<RedisAddress> parse_redis_url(std::string_view url) {
+  RedisAddress a;
+  constexpr std::string_view kScheme = "redis://";
+  if (!url.starts_with(kScheme)) {
+    return Status::permanent("invalid_config", "REDIS_URL must start with redis://");
+  }
+  url.remove_prefix(kScheme.size());
+  if (auto at = url.rfind('@'); at != std::string_view::npos) {
+    std::string_view auth = url.substr(0, at);
+    if (auto colon = auth.find(':'); colon != std::string_view::npos) auth.remove_prefix(colon + 1);
+    a.password = std::string(auth);
+    url.remove_prefix(at + 1);
+  }
+  if (auto slash = url.find('/'); slash != std::string_view::npos) {
+    std::string_view db = url.substr(slash + 1);
+    if (!db.empty() && std::from_chars(db.data(), db.data() + db.size(), a.db).ec != std::errc()) {
+      return Status::permanent("invalid_config", "REDIS_URL: database must be a number");
+    }
+    url = url.substr(0, slash);
+  }
+  if (auto colon = url.rfind(':'); colon != std::string_view::npos) {
+    std::string_view port = url.substr(colon + 1);
+    if (std::from_chars(port.data(), port.data() + port.size(), a.port).ec != std::errc()) {
+      return Status::permanent("invalid_config", "REDIS_URL: port must be a number");
+    }
+    url = url.substr(0, colon);
+  }
+  if (!url.empty()) a.host = std::string(url);
+  return a;
+}
+
+RedisLinkCache::RedisLinkCache(RedisAddress address, RedisCacheSettings settings,
+                               WorkerMetrics& metrics, Logger& log)
+    : address_(std::move(address)), settings_(settings), metrics_(metrics), log_(log) {}
+
+namespace {
+timeval to_timeval(std::chrono::milliseconds ms) {
+  return timeval{static_cast<time_t>(ms.count() / 1000),
+                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
+}  // namespace
+
+bool RedisLinkCache::ensure() {
+  if (ctx_) return true;
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_attempt_) return false;
+  next_attempt_ = now + settings_.retry_interval;
+  const timeval tv = to_timeval(settings_.timeout);
+  ctx_.reset(redisConnectWithTimeout(address_.host.c_str(), address_.port, tv));
+  if (!ctx_ || ctx_->err) {
+    if (ctx_) log_.warn("redis connect failed", {{"error", ctx_->errstr}});
+    ctx_.reset();
+    metrics_.set_up("redis", false);
+    metrics_.add_error("cache_unavailable");
+    return false;
+  }
+  redisSetTimeout(ctx_.get(), tv);
+  redisEnableKeepAlive(ctx_.get());
+  if (!address_.password.empty()) {
+    Reply r(
+        static_cast<redisReply*>(redisCommand(ctx_.get(), "AUTH %s", address_.password.c_str())));
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+      fail("redis auth failed");
+      return false;
+    }
+  }
+  if (address_.db != 0) {
+    Reply r(static_cast<redisReply*>(redisCommand(ctx_.get(), "SELECT %d", address_.db)));
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+      fail("redis select failed");
+      return false;
+    }
+  }
+  log_.info("redis connected", {{"host", address_.host}, {"port", address_.port}});
+  metrics_.set_up("redis", true);
+  return true;
+}
+
+void RedisLinkCache::fail(const char* what) {
+  log_.warn(what, {{"error", ctx_ && ctx_->errstr[0] ? ctx_->errstr : "unexpected reply"}});
+  ctx_.reset();  // a context with an error cannot be reused; reconnect later
+  metrics_.set_up("redis", false);
+  metrics_.add_error("cache_unavailable");
+}
+
+std::vector<std::optional<LinkSet>> RedisLinkCache::get_many(std::span<const DeviceKey> keys) {
+  std::vector<std::optional<LinkSet>> out(keys.size());
+  if (keys.empty() || !ensure()) return out;
+  std::vector<std::string> names;
+  names.reserve(keys.size() + 1);
+  names.emplace_back("MGET");
+  for (const auto& k : keys) names.push_back(link_cache_key(k));
+  std::vector<const char*> argv;
+  std::vector<size_t> argl;
+  for (const auto& n : names) {
+    argv.push_back(n.data());
+    argl.push_back(n.size());
+  }
+  Reply r(static_cast<redisReply*>(
+      redisCommandArgv(ctx_.get(), static_cast<int>(argv.size()), argv.data(), argl.data())));
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != keys.size()) {
+    fail("redis MGET failed");
+    return out;
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const redisReply* e = r->element[i];
+    if (e->type != REDIS_REPLY_STRING) continue;
+    auto parsed = parse_link_set(std::string_view(e->str, e->len));
+    if (parsed.ok()) {
+      out[i] = std::move(parsed).value();
+    } else {
+      metrics_.add_error("cache_corrupt");  // treated as a miss, then overwritten
+    }
+  }
+  return out;
+}
+
+void RedisLinkCache::put_many(std::span<const DeviceKey> keys, std::span<const LinkSet> sets) {
+  if (keys.empty() || !ensure()) return;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const std::string key = link_cache_key(keys[i]);
+    const std::string value = serialize_link_set(sets[i]);
+    const auto ttl = sets[i].links.empty() ? settings_.empty_ttl : settings_.ttl;
+    const std::string ttl_text = std::to_string(ttl.count());
+    const char* argv[] = {"SET", key.data(), value.data(), "EX", ttl_text.data()};
+    const size_t argl[] = {3, key.size(), value.size(), 2, ttl_text.size()};
+    if (redisAppendCommandArgv(ctx_.get(), 5, argv, argl) != REDIS_OK) {
+      fail("redis SET failed");
+      return;
+    }
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    void* reply = nullptr;
+    if (redisGetReply(ctx_.get(), &reply) != REDIS_OK) {
+      fail("redis SET failed");
+      return;
+    }
+    freeReplyObject(reply);
+  }
+}
+
+void RedisLinkCache::invalidate(std::span<const DeviceKey> keys) {
+  if (keys.empty() || !ensure()) return;
+  std::vector<std::string> names;
+  names.emplace_back("DEL");
+  for (const auto& k : keys) names.push_back(link_cache_key(k));
+  std::vector<const char*> argv;
+  std::vector<size_t> argl;
+  for (const auto& n : names) {
+    argv.push_back(n.data());
+    argl.push_back(n.size());
+  }
+  Reply r(static_cast<redisReply*>(
+      redisCommandArgv(ctx_.get(), static_cast<int>(argv.size()), argv.data(), argl.data())));
+  if (!r || r->type == REDIS_REPLY_ERROR) fail("redis DEL failed");
+}
+
+}  // namespace atw

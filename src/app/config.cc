@@ -1,0 +1,95 @@
+#include "app/config.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+namespace atw {
+
+ValidationLimits Config::limits() const {
+  ValidationLimits l;
+  l.max_payload_bytes = static_cast<size_t>(max_payload_bytes);
+  l.max_metrics = static_cast<size_t>(max_metrics);
+  l.max_future_micros = int64_t{max_future_s} * 1'000'000;
+  return l;
+}
+
+LogLevel Config::level() const {
+  if (log_level == "debug") return LogLevel::kDebug;
+  if (log_level == "warn") return LogLevel::kWarn;
+  if (log_level == "error") return LogLevel::kError;
+  return LogLevel::kInfo;
+}
+
+void register_options(CLI::App& app, Config& c) {
+  auto add = [&app](const char* flag, auto& value, const char* env, const char* help) {
+    app.add_option(flag, value, help)->envname(env)->capture_default_str()->group("Settings");
+  };
+  add("--nats-url", c.nats_url, "NATS_URL", "NATS servers, comma-separated");
+  add("--database-url", c.database_url, "DATABASE_URL", "PostgreSQL connection URI (libpq)");
+  add("--redis-url", c.redis_url, "REDIS_URL",
+      "Redis URI (redis://host:port/db); empty: in-process cache only");
+  add("--input-subject", c.input_subject, "INPUT_SUBJECT",
+      "Subject of normalized device telemetry");
+  add("--output-subject", c.output_subject, "OUTPUT_SUBJECT", "Subject of asset telemetry events");
+  add("--dlq-subject", c.dlq_subject, "DLQ_SUBJECT", "Subject of dead letters");
+  add("--durable", c.durable, "NATS_DURABLE", "Durable consumer shared by all replicas");
+  add("--stream-replicas", c.stream_replicas, "STREAM_REPLICAS",
+      "Replicas of the streams the worker creates (1 or 3)");
+  add("--max-deliver", c.max_deliver, "MAX_DELIVER",
+      "Deliveries before a message is dead-lettered");
+  add("--ack-wait", c.ack_wait_s, "ACK_WAIT_S",
+      "Seconds before an unacked delivery is redelivered");
+  add("--max-ack-pending", c.max_ack_pending, "MAX_ACK_PENDING",
+      "Consumer-wide limit of messages in flight (all replicas)");
+  add("--batch-size", c.batch_size, "BATCH_SIZE", "Messages per batch");
+  add("--fetch-wait-ms", c.fetch_wait_ms, "FETCH_WAIT_MS",
+      "Longest wait for a batch to fill before processing what came");
+  add("--max-payload-bytes", c.max_payload_bytes, "MAX_PAYLOAD_BYTES", "Largest accepted message");
+  add("--max-metrics", c.max_metrics, "MAX_METRICS", "Most metrics accepted in one message");
+  add("--max-future-s", c.max_future_s, "MAX_FUTURE_S",
+      "How far in the future a message timestamp may be, in seconds");
+  add("--link-cache-ttl", c.link_cache_ttl_s, "LINK_CACHE_TTL_S", "Redis TTL of a device's links");
+  add("--link-cache-empty-ttl", c.link_cache_empty_ttl_s, "LINK_CACHE_EMPTY_TTL_S",
+      "Redis TTL of a device with no links");
+  add("--memory-cache-ttl", c.memory_cache_ttl_s, "MEMORY_CACHE_TTL_S",
+      "In-process TTL of a device's links");
+  add("--memory-cache-capacity", c.memory_cache_capacity, "MEMORY_CACHE_CAPACITY",
+      "Devices kept in the in-process cache");
+  add("--http-addr", c.http_addr, "HTTP_ADDR", "Address of /metrics, /healthz, /readyz");
+  add("--worker-id", c.worker_id, "WORKER_ID", "Name of this replica (default: host name)");
+  add("--log-level", c.log_level, "LOG_LEVEL", "debug, info, warn or error");
+  add("--shutdown-timeout", c.shutdown_timeout_s, "SHUTDOWN_TIMEOUT_S",
+      "Longest drain on SIGTERM, in seconds");
+}
+
+Status finalize(Config& c) {
+  auto bad = [](const std::string& what) { return Status::permanent("invalid_config", what); };
+  if (c.batch_size < 1 || c.batch_size > 10000) return bad("--batch-size must be 1..10000");
+  if (c.fetch_wait_ms < 1 || c.fetch_wait_ms > 60000)
+    return bad("--fetch-wait-ms must be 1..60000");
+  if (c.max_deliver < 1) return bad("--max-deliver must be at least 1");
+  if (c.ack_wait_s < 5) return bad("--ack-wait must be at least 5 s");
+  if (c.max_ack_pending < c.batch_size * 2) {
+    return bad("--max-ack-pending must be at least twice --batch-size");
+  }
+  if (c.stream_replicas < 1 || c.stream_replicas > 5) return bad("--stream-replicas must be 1..5");
+  if (c.max_payload_bytes < 1024) return bad("--max-payload-bytes must be at least 1024");
+  if (c.max_metrics < 1) return bad("--max-metrics must be at least 1");
+  if (c.max_future_s < 0) return bad("--max-future-s must not be negative");
+  if (c.link_cache_ttl_s < 1 || c.link_cache_empty_ttl_s < 1 || c.memory_cache_ttl_s < 1) {
+    return bad("cache TTLs must be at least 1 s");
+  }
+  if (c.memory_cache_capacity < 1) return bad("--memory-cache-capacity must be at least 1");
+  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
+      c.log_level != "error") {
+    return bad("--log-level must be debug, info, warn or error");
+  }
+  if (c.worker_id.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    c.worker_id = host[0] ? host : "asset-worker";
+  }
+  return Status();
+}
+
+}  // namespace atw

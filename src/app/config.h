@@ -1,0 +1,56 @@
+#pragma once
+// All settings, read and validated in one place (SPEC D15): flag, else environment, else
+// default. Nothing else in the worker reads the environment.
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "common/log.h"
+#include "domain/telemetry.h"
+
+namespace atw {
+
+struct Config {
+  // Servers
+  std::string nats_url = "nats://127.0.0.1:4222";
+  std::string database_url = "postgresql://postgres@127.0.0.1:5432/asset_telemetry";
+  std::string redis_url;  // empty: no Redis, the in-process cache serves alone
+  // Wire names (SPEC D1, D2)
+  std::string input_subject = "telemetry.normalized.v1";
+  std::string output_subject = "telemetry.asset.v1";
+  std::string dlq_subject = "telemetry.dlq";
+  std::string durable = "asset-processor-group";
+  int stream_replicas = 1;
+  int max_deliver = 3;
+  int ack_wait_s = 30;
+  int max_ack_pending = 20000;
+  // Batching
+  int batch_size = 500;
+  int fetch_wait_ms = 50;
+  // Validation (SPEC D3)
+  int max_payload_bytes = 1 << 20;
+  int max_metrics = 1000;
+  int max_future_s = 300;
+  // Link caches (SPEC D6)
+  int link_cache_ttl_s = 300;
+  int link_cache_empty_ttl_s = 60;
+  int memory_cache_ttl_s = 30;
+  int memory_cache_capacity = 200000;
+  // Operations
+  std::string http_addr = "0.0.0.0:8080";
+  std::string worker_id;  // default: the host name
+  std::string log_level = "info";
+  int shutdown_timeout_s = 20;
+
+  ValidationLimits limits() const;
+  LogLevel level() const;
+};
+
+// Registers every setting on `app` as --flag with its environment variable. Options are
+// registered on the top-level app so every subcommand shares them.
+void register_options(CLI::App& app, Config& config);
+
+// Checks ranges and fills derived defaults; an error names the setting.
+Status finalize(Config& config);
+
+}  // namespace atw

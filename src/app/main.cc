@@ -1,0 +1,65 @@
+// asset-worker: turns device telemetry into asset telemetry (see README.md).
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+#include "app/commands.h"
+#include "app/config.h"
+
+namespace {
+
+// Signals are blocked in every thread and taken here, synchronously: the first SIGTERM/SIGINT
+// asks the worker to drain (SPEC D17), a second one exits at once.
+std::thread start_signal_thread(std::atomic<bool>& stop, sigset_t set) {
+  return std::thread([&stop, set] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    stop.store(true);
+    std::fprintf(stderr,
+                 "{\"level\":\"info\",\"msg\":\"signal received, draining\",\"signal\":%d}\n", sig);
+    sigwait(&set, &sig);
+    std::fprintf(stderr, "{\"level\":\"warn\",\"msg\":\"second signal, exiting now\"}\n");
+    std::_Exit(130);
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  atw::Config config;
+  CLI::App app{
+      "asset-worker: device telemetry in, asset telemetry out (NATS JetStream, "
+      "PostgreSQL, Redis)"};
+  app.require_subcommand(1);
+  atw::register_options(app, config);
+  auto* run = app.add_subcommand("run", "Process telemetry until SIGTERM");
+  auto* migrate = app.add_subcommand("migrate", "Create or update the database schema");
+  auto* version = app.add_subcommand("version", "Print the version");
+  for (auto* sub : {run, migrate, version}) sub->fallthrough();
+  CLI11_PARSE(app, argc, argv);
+
+  if (version->parsed()) {
+    std::printf("asset-worker %s\n", ATW_VERSION);
+    return 0;
+  }
+  if (atw::Status st = atw::finalize(config); !st.ok()) {
+    std::fprintf(stderr, "asset-worker: %s\n", st.message().c_str());
+    return 2;
+  }
+  if (migrate->parsed()) return atw::run_migrate(config);
+
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::atomic<bool> stop{false};
+  std::thread signals = start_signal_thread(stop, set);
+  signals.detach();
+  return atw::run_worker(config, stop);
+}

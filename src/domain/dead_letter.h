@@ -1,0 +1,30 @@
+#pragma once
+// The dead-letter record (SPEC D14).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "domain/timestamp.h"
+
+namespace atw {
+
+struct DeadLetter {
+  std::string original_stream;
+  std::string original_subject;
+  uint64_t stream_sequence = 0;
+  std::string consumer;
+  uint64_t delivery_count = 0;
+  std::string last_error;
+  std::string error_type;
+  Timestamp failed_at;
+  std::string_view payload;  // the original bytes
+};
+
+// `payload` is embedded as JSON when the bytes are valid UTF-8 JSON, else base64 under
+// `payloadBase64`.
+std::string to_json(const DeadLetter& record);
+
+std::string base64_encode(std::string_view bytes);
+
+}  // namespace atw

@@ -1,0 +1,45 @@
+#include "domain/event.h"
+
+#include <array>
+
+#include "domain/json_writer.h"
+#include "domain/uuid.h"
+
+namespace atw {
+namespace {
+
+// 6f1c2a52-5b0e-4c59-9d0a-6b7a0e3c1f20: fixed forever, or every event id would change.
+constexpr std::array<uint8_t, 16> kEventNamespace = {
+    0x6f, 0x1c, 0x2a, 0x52, 0x5b, 0x0e, 0x4c, 0x59, 0x9d, 0x0a, 0x6b, 0x7a, 0x0e, 0x3c, 0x1f, 0x20};
+
+}  // namespace
+
+std::string asset_event_id(std::string_view source_message_id, std::string_view asset_id) {
+  std::string name;
+  name.reserve(source_message_id.size() + 1 + asset_id.size());
+  name.append(source_message_id).append(1, '\n').append(asset_id);
+  return uuid_v5(kEventNamespace, name);
+}
+
+std::string to_json(const AssetEvent& event) {
+  std::string out;
+  out.reserve(320 + event.metrics.size() * 32);
+  JsonWriter w(out);
+  w.begin_object();
+  w.key("messageId").string(event.message_id);
+  w.key("assetId").string(event.asset_id);
+  w.key("deviceId").string(event.device_id);
+  w.key("organizationId").string(event.organization_id);
+  w.key("timestamp").string(format_rfc3339(event.timestamp));
+  w.key("metrics").begin_object();
+  for (const Metric& m : event.metrics) w.key(m.name).number(m.value);
+  w.end_object();
+  w.key("healthScore").number(event.health_score);
+  w.key("previousHealthScore").optional_number(event.previous_health_score);
+  w.key("processedAt").string(format_iso_millis(event.processed_at));
+  w.key("processorVersion").string(kProcessorVersion);
+  w.end_object();
+  return out;
+}
+
+}  // namespace atw

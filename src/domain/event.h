@@ -1,0 +1,36 @@
+#pragma once
+// The asset telemetry event (seed step 7, SPEC D13) and the history rows (seed step 6b).
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "domain/metrics.h"
+#include "domain/timestamp.h"
+
+namespace atw {
+
+inline constexpr std::string_view kProcessorVersion = "asset-worker-v1";
+
+struct AssetEvent {
+  std::string message_id;  // asset_event_id(source messageId, assetId)
+  std::string asset_id;
+  std::string device_id;
+  std::string organization_id;
+  Timestamp timestamp;
+  MetricSet metrics;
+  double health_score = 0;
+  std::optional<double> previous_health_score;
+  Timestamp processed_at;
+};
+
+// UUID v5 in the worker's own namespace (6f1c2a52-5b0e-4c59-9d0a-6b7a0e3c1f20) of the name
+// `{sourceMessageId}\n{assetId}`: the same pair always gives the same id, so a redelivery
+// republishes under the same Nats-Msg-Id and JetStream drops the copy.
+std::string asset_event_id(std::string_view source_message_id, std::string_view asset_id);
+
+// The seed's fields, exactly: messageId, assetId, deviceId, organizationId, timestamp, metrics,
+// healthScore, previousHealthScore, processedAt, processorVersion.
+std::string to_json(const AssetEvent& event);
+
+}  // namespace atw

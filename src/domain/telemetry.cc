@@ -1,0 +1,197 @@
+#include "domain/telemetry.h"
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include <optional>
+
+namespace atw {
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+Status invalid(std::string message) {
+  return Status::permanent("invalid_message", std::move(message));
+}
+
+// One parser per thread: it keeps its buffers between messages, so the hot path allocates
+// nothing once it has seen its largest payload. A parser is not thread-safe, and the parsed
+// document lives in it only until the next parse on the same thread, so nothing returned by
+// parse_telemetry points into it.
+simdjson::dom::parser& thread_parser() {
+  thread_local simdjson::dom::parser parser;
+  return parser;
+}
+
+// Ids end up in PostgreSQL text columns, which cannot hold NUL, and in logs and keys, where the
+// other control characters only cause trouble.
+bool has_control_char(std::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20) return true;
+  }
+  return false;
+}
+
+Status read_id(std::string_view field, const std::optional<element>& e, size_t max_bytes,
+               std::string& out) {
+  if (!e) return invalid(fmt::format("{}: missing", field));
+  std::string_view s;
+  if (e->get_string().get(s) != simdjson::SUCCESS) {
+    return invalid(fmt::format("{}: must be a string", field));
+  }
+  if (s.empty()) return invalid(fmt::format("{}: empty", field));
+  if (s.size() > max_bytes) {
+    return invalid(fmt::format("{}: longer than {} bytes", field, max_bytes));
+  }
+  if (has_control_char(s)) return invalid(fmt::format("{}: contains a control character", field));
+  out.assign(s);
+  return Status();
+}
+
+bool is_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == ':' || c == '-';
+}
+
+bool is_valid_metric_name(std::string_view name, size_t max_bytes) {
+  if (name.empty() || name.size() > max_bytes) return false;
+  for (char c : name) {
+    if (!is_name_char(c)) return false;
+  }
+  return true;
+}
+
+// An invalid name can be up to the whole payload long: the error quotes only its start, cut on a
+// UTF-8 character boundary.
+std::string quoted_prefix(std::string_view s, size_t max_bytes) {
+  if (s.size() <= max_bytes) return fmt::format("\"{}\"", s);
+  size_t n = max_bytes;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return fmt::format("\"{}...\"", s.substr(0, n));
+}
+
+Status read_timestamp(const std::optional<element>& e, Timestamp now,
+                      const ValidationLimits& limits, Timestamp& out) {
+  if (!e) return invalid("timestamp: missing");
+  std::string_view s;
+  if (e->get_string().get(s) != simdjson::SUCCESS) return invalid("timestamp: must be a string");
+  const std::optional<Timestamp> t = parse_rfc3339(s);
+  if (!t) return invalid("timestamp: not RFC 3339");
+  if (t->micros - now.micros > limits.max_future_micros) {
+    return invalid(fmt::format("timestamp: {} is more than {} s in the future", format_rfc3339(*t),
+                               static_cast<double>(limits.max_future_micros) / 1e6));
+  }
+  out = *t;
+  return Status();
+}
+
+Status read_metrics(const std::optional<element>& e, const ValidationLimits& limits,
+                    TelemetryMessage& msg) {
+  if (!e) return invalid("metrics: missing");
+  simdjson::dom::object metrics;
+  if (e->get_object().get(metrics) != simdjson::SUCCESS) {
+    return invalid("metrics: must be an object");
+  }
+  // Counted as written, duplicates included: the bound is on the work a message can cost.
+  const size_t count = metrics.size();
+  if (count > limits.max_metrics) {
+    return invalid(
+        fmt::format("metrics: {} entries exceed the limit of {}", count, limits.max_metrics));
+  }
+  msg.metrics.reserve(count);
+  for (auto [name, value] : metrics) {
+    if (!is_valid_metric_name(name, limits.max_metric_name_bytes)) {
+      return invalid(fmt::format("metrics: invalid name {}",
+                                 quoted_prefix(name, limits.max_metric_name_bytes)));
+    }
+    // simdjson rejects numbers that do not fit a double (or a 64-bit integer) while parsing, so
+    // every number that reaches here is finite.
+    switch (value.type()) {
+      case element_type::INT64:
+        msg.metrics.set(name, static_cast<double>(value.get_int64().value_unsafe()));
+        break;
+      case element_type::UINT64:
+        msg.metrics.set(name, static_cast<double>(value.get_uint64().value_unsafe()));
+        break;
+      case element_type::DOUBLE:
+        msg.metrics.set(name, value.get_double().value_unsafe());
+        break;
+      case element_type::BOOL:
+        msg.metrics.set(name, value.get_bool().value_unsafe() ? 1.0 : 0.0);
+        break;
+      default:  // strings, nulls, arrays, objects
+        ++msg.skipped_metrics;
+        break;
+    }
+  }
+  return Status();
+}
+
+}  // namespace
+
+Result<TelemetryMessage> parse_telemetry(std::string_view payload, Timestamp now,
+                                         const ValidationLimits& limits) {
+  if (payload.size() > limits.max_payload_bytes) {
+    return invalid(fmt::format("payload: {} bytes exceeds the limit of {}", payload.size(),
+                               limits.max_payload_bytes));
+  }
+
+  simdjson::dom::parser& parser = thread_parser();
+  // simdjson counts the document itself as a level, so limits.max_depth nested containers need
+  // one more. (It lets an empty innermost container go one level deeper still; harmless.)
+  const size_t depth = limits.max_depth + 1;
+  if (parser.max_depth() != depth) {
+    if (auto err = parser.allocate(parser.capacity(), depth); err != simdjson::SUCCESS) {
+      return Status::retryable("out_of_memory",
+                               fmt::format("payload: {}", simdjson::error_message(err)));
+    }
+  }
+
+  element root;
+  // Padding is added by copying into the parser's own reusable buffer (realloc_if_needed).
+  if (auto err = parser.parse(payload.data(), payload.size(), true).get(root);
+      err != simdjson::SUCCESS) {
+    if (err == simdjson::DEPTH_ERROR) {
+      return invalid(fmt::format("payload: nested deeper than {} levels", limits.max_depth));
+    }
+    if (err == simdjson::MEMALLOC) {
+      return Status::retryable("out_of_memory",
+                               fmt::format("payload: {}", simdjson::error_message(err)));
+    }
+    return invalid(fmt::format("payload: not valid JSON ({})", simdjson::error_message(err)));
+  }
+  simdjson::dom::object object;
+  if (root.get_object().get(object) != simdjson::SUCCESS) {
+    return invalid("payload: not a JSON object");
+  }
+
+  // One pass over the fields; a repeated field takes its last value, as JSON.parse does.
+  std::optional<element> message_id, device_id, organization_id, timestamp, metrics;
+  for (auto [key, value] : object) {
+    if (key == "messageId") {
+      message_id = value;
+    } else if (key == "deviceId") {
+      device_id = value;
+    } else if (key == "organizationId") {
+      organization_id = value;
+    } else if (key == "timestamp") {
+      timestamp = value;
+    } else if (key == "metrics") {
+      metrics = value;
+    }
+  }
+
+  TelemetryMessage msg;
+  Status s = read_id("messageId", message_id, limits.max_id_bytes, msg.message_id);
+  if (s.ok()) s = read_id("deviceId", device_id, limits.max_id_bytes, msg.device_id);
+  if (s.ok()) {
+    s = read_id("organizationId", organization_id, limits.max_id_bytes, msg.organization_id);
+  }
+  if (s.ok()) s = read_timestamp(timestamp, now, limits, msg.timestamp);
+  if (s.ok()) s = read_metrics(metrics, limits, msg);
+  if (!s.ok()) return s;
+  return msg;
+}
+
+}  // namespace atw

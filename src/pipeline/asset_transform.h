@@ -1,0 +1,47 @@
+#pragma once
+// One message through one device's links (seed steps 5a-5c): mapping, derived metrics, health.
+// Compiled asset types are kept here and recompiled only when their schema text changes.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "domain/asset_type.h"
+#include "domain/links.h"
+#include "domain/telemetry.h"
+#include "pipeline/ports.h"
+
+namespace atw {
+
+struct TransformCounts {
+  uint64_t assets_skipped_no_metrics = 0;  // SPEC D10a
+  DerivationStats derivation;
+};
+
+class AssetTypeRegistry {
+ public:
+  // Called once for each newly compiled schema that has problems (SPEC D9: reported once per
+  // asset type, not per message).
+  using ProblemReporter = std::function<void(const AssetTypeModel&)>;
+  explicit AssetTypeRegistry(ProblemReporter report = {}) : report_(std::move(report)) {}
+
+  const AssetTypeModel& model(const std::string& asset_type_id, const std::string& schema_json);
+  size_t size() const { return models_.size(); }
+
+ private:
+  struct Entry {
+    std::string schema_json;
+    std::shared_ptr<AssetTypeModel> model;
+  };
+  std::unordered_map<std::string, Entry> models_;
+  ProblemReporter report_;
+};
+
+// The assets this message updates: one entry per link valid at the message's timestamp that
+// yields at least one metric, in link order.
+std::vector<AssetResult> transform_message(const TelemetryMessage& message, const LinkSet& links,
+                                           AssetTypeRegistry& types, TransformCounts& counts);
+
+}  // namespace atw

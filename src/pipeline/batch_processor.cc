@@ -1,0 +1,366 @@
+#include "pipeline/batch_processor.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "domain/dead_letter.h"
+#include "domain/event.h"
+
+namespace atw {
+
+BatchProcessor::BatchProcessor(Dependencies deps, ProcessorSettings settings,
+                               const std::atomic<bool>& stopping, Sleeper sleep)
+    : d_(deps),
+      settings_(std::move(settings)),
+      stopping_(stopping),
+      sleep_(std::move(sleep)),
+      types_([this](const AssetTypeModel& model) {
+        for (const auto& p : model.problems()) {
+          d_.log.warn(
+              "asset type schema problem",
+              {{"assetTypeId", model.asset_type_id()}, {"where", p.where}, {"problem", p.problem}});
+        }
+        d_.metrics.add_error("formula_invalid", model.problems().size());
+      }) {}
+
+void BatchProcessor::process(std::vector<Delivery>& batch, Timestamp fetched_at) {
+  if (batch.empty()) return;
+  d_.metrics.observe_batch(batch.size());
+  const Timestamp now = d_.clock.now();
+
+  // 1. Validate (SPEC D3). Invalid messages are permanent: dead-lettered at their first delivery.
+  std::vector<Item> items;
+  items.reserve(batch.size());
+  uint64_t skipped_metrics = 0;
+  for (Delivery& delivery : batch) {
+    Item item{&delivery, std::nullopt, Fate::kPending, Status(), -1, 0, 0};
+    auto parsed = parse_telemetry(delivery.payload, now, settings_.limits);
+    if (parsed.ok()) {
+      skipped_metrics += static_cast<uint64_t>(parsed->skipped_metrics);
+      item.message = std::move(parsed).value();
+    } else {
+      item.fate = Fate::kDeadLetter;
+      item.error = parsed.status();
+      d_.metrics.add_error(item.error.type());
+    }
+    items.push_back(std::move(item));
+  }
+
+  // 2. Resolve the links of every distinct device of the batch, one round trip per tier.
+  std::vector<Item*> valid;
+  std::vector<DeviceKey> keys;
+  for (auto& item : items) {
+    if (!item.message) continue;
+    valid.push_back(&item);
+    keys.push_back(DeviceKey{item.message->organization_id, item.message->device_id});
+  }
+  ResolvedLinks links;
+  if (!valid.empty()) {
+    const Status st = with_retries("resolve_links", valid, [&] {
+      auto resolved = d_.links.resolve(keys);
+      if (!resolved.ok()) return resolved.status();
+      links = std::move(resolved).value();
+      return Status();
+    });
+    if (!st.ok()) {
+      for (Item* item : valid) fail_retry(*item, st);
+      valid.clear();
+    }
+  }
+
+  // 3. Transform each message for each linked asset.
+  std::vector<MessageResult> results;
+  TransformCounts counts;
+  uint64_t no_links = 0;
+  for (Item* item : valid) {
+    const TelemetryMessage& m = *item->message;
+    const auto& set = links.at(DeviceKey{m.organization_id, m.device_id});
+    auto assets = transform_message(m, *set, types_, counts);
+    if (assets.empty()) {
+      // No asset to update (seed scenario 3, SPEC D10a): acked with nothing written.
+      ++no_links;
+      item->fate = Fate::kAck;
+      continue;
+    }
+    item->result = static_cast<int>(results.size());
+    results.push_back(MessageResult{m.message_id, m.device_id, m.organization_id, m.timestamp,
+                                    std::move(assets)});
+  }
+  d_.metrics.add_no_links(no_links);
+  d_.metrics.add_transform_counts(counts.assets_skipped_no_metrics, skipped_metrics,
+                                  static_cast<uint64_t>(counts.derivation.missing_variable),
+                                  static_cast<uint64_t>(counts.derivation.non_finite));
+
+  // 4. Write every row and score of the batch in one transaction; 5. publish the events.
+  std::vector<WriteOutcome> outcomes(results.size());
+  if (!results.empty()) {
+    write_results(items, results, outcomes);
+    publish_events(items, results, outcomes);
+  }
+
+  // 6. Dead letters, then 7. acknowledge.
+  dead_letter(items);
+  settle(items, fetched_at);
+}
+
+Status BatchProcessor::with_retries(const char* stage, std::vector<Item*> in_hand,
+                                    const std::function<Status()>& op) {
+  int attempts = 0;
+  milliseconds backoff = settings_.retry_initial;
+  milliseconds since_keepalive{0};
+  while (true) {
+    Status st = op();
+    if (st.ok()) {
+      healthy_.store(true, std::memory_order_relaxed);
+      return st;
+    }
+    if (st.permanent()) return st;
+    d_.metrics.add_error(st.type());
+    ++attempts;
+    d_.log.warn("stage failed, will retry", {{"stage", stage},
+                                             {"errorType", st.type()},
+                                             {"error", st.message()},
+                                             {"attempt", attempts},
+                                             {"messages", static_cast<uint64_t>(in_hand.size())}});
+    if (stopping_.load()) return st;
+    if (st.unavailable()) {
+      healthy_.store(false, std::memory_order_relaxed);
+    } else if (attempts >= settings_.retry_attempts) {
+      return st;
+    }
+    sleep_(backoff);
+    since_keepalive += backoff;
+    if (since_keepalive >= settings_.keepalive) {
+      keep_alive(in_hand);
+      since_keepalive = milliseconds{0};
+    }
+    backoff = std::min(backoff * 2, settings_.retry_max);
+  }
+}
+
+void BatchProcessor::keep_alive(const std::vector<Item*>& in_hand) {
+  for (Item* item : in_hand) {
+    if (item->fate == Fate::kPending) (void)d_.source.in_progress(*item->delivery);
+  }
+  (void)d_.source.flush();
+}
+
+void BatchProcessor::write_results(std::vector<Item>& items, std::vector<MessageResult>& results,
+                                   std::vector<WriteOutcome>& outcomes) {
+  std::vector<Item*> owners(results.size());
+  for (auto& item : items) {
+    if (item.result >= 0) owners[static_cast<size_t>(item.result)] = &item;
+  }
+  write_range(owners, results, outcomes, 0, results.size(), d_.clock.now());
+}
+
+// Writes results [begin, end) in one transaction; when the database refuses them because of
+// some message's data, splits the range until the refused message stands alone (SPEC D12).
+void BatchProcessor::write_range(const std::vector<Item*>& owners,
+                                 const std::vector<MessageResult>& results,
+                                 std::vector<WriteOutcome>& outcomes, size_t begin, size_t end,
+                                 Timestamp received_at) {
+  const std::vector<Item*> in_hand(owners.begin() + static_cast<ptrdiff_t>(begin),
+                                   owners.begin() + static_cast<ptrdiff_t>(end));
+  std::vector<WriteOutcome> written;
+  const Status st = with_retries("write", in_hand, [&] {
+    auto r = d_.sink.write(std::span(results).subspan(begin, end - begin), received_at);
+    if (!r.ok()) return r.status();
+    written = std::move(r).value();
+    return Status();
+  });
+  if (st.ok()) {
+    std::move(written.begin(), written.end(), outcomes.begin() + static_cast<ptrdiff_t>(begin));
+    return;
+  }
+  if (st.permanent()) {
+    if (end - begin == 1) {
+      owners[begin]->fate = Fate::kDeadLetter;
+      owners[begin]->error = st;
+      d_.metrics.add_error(st.type());
+      return;
+    }
+    const size_t mid = begin + (end - begin) / 2;
+    write_range(owners, results, outcomes, begin, mid, received_at);
+    write_range(owners, results, outcomes, mid, end, received_at);
+    return;
+  }
+  for (Item* item : in_hand) fail_retry(*item, st);
+}
+
+void BatchProcessor::publish_events(std::vector<Item>& items,
+                                    const std::vector<MessageResult>& results,
+                                    const std::vector<WriteOutcome>& outcomes) {
+  const Timestamp processed_at = d_.clock.now();
+  std::vector<OutboundMessage> events;
+  std::vector<Item*> owner_of;  // per event
+  std::vector<Item*> in_hand;
+  uint64_t duplicates = 0;
+  for (auto& item : items) {
+    if (item.result < 0 || item.fate != Fate::kPending) continue;
+    const MessageResult& r = results[static_cast<size_t>(item.result)];
+    const WriteOutcome& o = outcomes[static_cast<size_t>(item.result)];
+    if (o.duplicate) ++duplicates;
+    in_hand.push_back(&item);
+    for (size_t j = 0; j < r.assets.size(); ++j) {
+      const AssetResult& a = r.assets[j];
+      AssetEvent ev{asset_event_id(r.message_id, a.asset_id),
+                    a.asset_id,
+                    r.device_id,
+                    r.organization_id,
+                    r.timestamp,
+                    a.metrics,
+                    a.health_score,
+                    j < o.previous_scores.size() ? o.previous_scores[j] : std::nullopt,
+                    processed_at};
+      std::string payload = to_json(ev);
+      events.push_back(
+          OutboundMessage{settings_.event_subject, std::move(ev.message_id), std::move(payload)});
+      owner_of.push_back(&item);
+    }
+  }
+  d_.metrics.add_duplicates(duplicates);
+
+  // Republishing an event that did reach the stream is harmless (same Nats-Msg-Id), so each
+  // retry sends only what has not been acknowledged yet.
+  std::vector<size_t> todo(events.size());
+  for (size_t i = 0; i < todo.size(); ++i) todo[i] = i;
+  const Status st = with_retries("publish", in_hand, [&] {
+    std::vector<OutboundMessage> subset;
+    subset.reserve(todo.size());
+    for (size_t i : todo) subset.push_back(events[i]);
+    const auto statuses = d_.publisher.publish(subset);
+    std::vector<size_t> failed;
+    Status first_failure;
+    for (size_t k = 0; k < todo.size(); ++k) {
+      const Status& s =
+          k < statuses.size() ? statuses[k] : Status::unavailable("publish_failed", "no answer");
+      if (s.ok()) continue;
+      Item* owner = owner_of[todo[k]];
+      if (s.permanent()) {
+        owner->fate = Fate::kDeadLetter;
+        owner->error = s;
+        continue;
+      }
+      failed.push_back(todo[k]);
+      if (first_failure.ok()) first_failure = s;
+    }
+    todo = std::move(failed);
+    return first_failure;
+  });
+  if (!st.ok()) {
+    for (size_t i : todo) {
+      if (owner_of[i]->fate == Fate::kPending) fail_retry(*owner_of[i], st);
+    }
+  }
+  for (Item* item : in_hand) {
+    if (item->fate != Fate::kPending) continue;
+    item->fate = Fate::kAck;
+    const MessageResult& r = results[static_cast<size_t>(item->result)];
+    item->events = r.assets.size();
+    if (!outcomes[static_cast<size_t>(item->result)].duplicate) {
+      for (const auto& a : r.assets) item->rows += a.metrics.size();
+    }
+  }
+}
+
+void BatchProcessor::dead_letter(std::vector<Item>& items) {
+  std::vector<OutboundMessage> records;
+  std::vector<Item*> owners;
+  const Timestamp failed_at = d_.clock.now();
+  for (auto& item : items) {
+    if (item.fate != Fate::kDeadLetter) continue;
+    const Delivery& dl = *item.delivery;
+    DeadLetter record{dl.stream,         dl.subject,        dl.stream_sequence,
+                      dl.consumer,       dl.delivery_count, item.error.message(),
+                      item.error.type(), failed_at,         dl.payload};
+    // One record per stream message: a second attempt to dead-letter it is dropped by the DLQ
+    // stream's duplicate window.
+    records.push_back(OutboundMessage{settings_.dlq_subject,
+                                      fmt::format("dlq:{}:{}", dl.stream, dl.stream_sequence),
+                                      to_json(record)});
+    owners.push_back(&item);
+    d_.log.warn("message dead-lettered",
+                {{"messageId", item.message ? item.message->message_id : ""},
+                 {"streamSequence", dl.stream_sequence},
+                 {"deliveryCount", dl.delivery_count},
+                 {"errorType", item.error.type()},
+                 {"error", item.error.message()}});
+  }
+  if (records.empty()) return;
+
+  std::vector<size_t> todo(records.size());
+  for (size_t i = 0; i < todo.size(); ++i) todo[i] = i;
+  const Status st = with_retries("dead_letter", owners, [&] {
+    std::vector<OutboundMessage> subset;
+    for (size_t i : todo) subset.push_back(records[i]);
+    const auto statuses = d_.publisher.publish(subset);
+    std::vector<size_t> failed;
+    Status first_failure;
+    for (size_t k = 0; k < todo.size(); ++k) {
+      if (k < statuses.size() && statuses[k].ok()) continue;
+      failed.push_back(todo[k]);
+      if (first_failure.ok()) {
+        first_failure = k < statuses.size()
+                            ? statuses[k]
+                            : Status::unavailable("dlq_publish_failed", "no answer");
+      }
+    }
+    todo = std::move(failed);
+    // A record the DLQ refuses for good is as bad as an outage: the message must not be lost,
+    // so it stays with the stream and is redelivered.
+    if (!first_failure.ok() && first_failure.permanent()) {
+      return Status::retryable("dlq_publish_failed", first_failure.message());
+    }
+    return first_failure;
+  });
+  uint64_t published = records.size() - todo.size();
+  for (size_t i : todo) {
+    owners[i]->fate = Fate::kRetry;  // not in the DLQ: redeliver rather than lose it
+    owners[i]->error = st;
+  }
+  d_.metrics.add_dead_lettered(published);
+}
+
+void BatchProcessor::settle(std::vector<Item>& items, Timestamp fetched_at) {
+  uint64_t acked = 0;
+  uint64_t rows = 0;
+  uint64_t events = 0;
+  for (auto& item : items) {
+    const Delivery& dl = *item.delivery;
+    switch (item.fate) {
+      case Fate::kPending:  // cannot happen: every path decides; treat as retry to lose nothing
+      case Fate::kRetry: {
+        const auto delay = settings_.nak_delay * static_cast<int64_t>(dl.delivery_count);
+        (void)d_.source.nak(dl, delay);
+        break;
+      }
+      case Fate::kDeadLetter:
+        (void)d_.source.term(dl);
+        break;
+      case Fate::kAck:
+        (void)d_.source.ack(dl);
+        ++acked;
+        rows += item.rows;
+        events += item.events;
+        break;
+    }
+  }
+  const Timestamp now = d_.clock.now();
+  std::vector<double> latencies(items.size(),
+                                static_cast<double>(now.micros - fetched_at.micros) / 1e6);
+  d_.metrics.observe_latencies(latencies);
+  d_.metrics.add_processed(acked, rows, events);
+}
+
+void BatchProcessor::fail_retry(Item& item, const Status& error) {
+  item.error = error;
+  // The last delivery: the server will not offer the message again, so it goes to the DLQ now
+  // (an outage is not the message's fault; that message is left to the MAX_DELIVERIES net).
+  const bool last = item.delivery->delivery_count >= d_.source.max_deliver();
+  item.fate = (last && !error.unavailable()) ? Fate::kDeadLetter : Fate::kRetry;
+}
+
+}  // namespace atw

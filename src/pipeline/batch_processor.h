@@ -1,0 +1,96 @@
+#pragma once
+// One batch through the whole pipeline (seed steps 2-8, SPEC D3-D14):
+//   validate -> resolve links -> transform -> write (one transaction) -> publish events -> ack.
+// Every delivery of the batch ends in exactly one way: acked after its rows and events are
+// durable, dead-lettered then terminated (permanent errors, or the last delivery failed), or
+// left to be redelivered (nak with a delay).
+//
+// Failures that are the outside world's (a server down) do not spend the message's deliveries:
+// the processor waits for the server, keeping the messages in hand alive with InProgress, and
+// reports the batch as stalled so readiness can say so.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "domain/telemetry.h"
+#include "pipeline/asset_transform.h"
+#include "pipeline/link_resolver.h"
+#include "pipeline/ports.h"
+#include "pipeline/worker_metrics.h"
+
+namespace atw {
+
+struct ProcessorSettings {
+  std::string event_subject = "telemetry.asset.v1";
+  std::string dlq_subject = "telemetry.dlq";
+  ValidationLimits limits;
+  int retry_attempts = 3;           // in-process tries of a retryable (not outage) error
+  milliseconds retry_initial{100};  // backoff between tries, doubling
+  milliseconds retry_max{5000};
+  milliseconds nak_delay{2000};   // redelivery delay, times the delivery count
+  milliseconds keepalive{10000};  // InProgress interval while waiting out an outage
+};
+
+// Sleeps for the retry loop; tests replace it to run without waiting.
+using Sleeper = std::function<void(milliseconds)>;
+
+class BatchProcessor {
+ public:
+  struct Dependencies {
+    MessageSource& source;
+    LinkResolver& links;
+    TelemetrySink& sink;
+    Publisher& publisher;
+    const Clock& clock;
+    WorkerMetrics& metrics;
+    Logger& log;
+  };
+
+  BatchProcessor(Dependencies deps, ProcessorSettings settings, const std::atomic<bool>& stopping,
+                 Sleeper sleep);
+
+  // Processes the batch to completion (see above). `fetched_at` starts the latency clock.
+  void process(std::vector<Delivery>& batch, Timestamp fetched_at);
+
+  // False while the last batch is waiting for a server to come back.
+  bool healthy() const { return healthy_.load(std::memory_order_relaxed); }
+
+ private:
+  enum class Fate { kPending, kAck, kDeadLetter, kRetry };
+  struct Item {
+    Delivery* delivery;
+    std::optional<TelemetryMessage> message;
+    Fate fate = Fate::kPending;
+    Status error;
+    int result = -1;      // index into the batch's MessageResults
+    uint64_t rows = 0;    // history rows it wrote (0 for a duplicate)
+    uint64_t events = 0;  // events it published
+  };
+
+  Status with_retries(const char* stage, std::vector<Item*> in_hand,
+                      const std::function<Status()>& op);
+  void keep_alive(const std::vector<Item*>& in_hand);
+  void write_results(std::vector<Item>& items, std::vector<MessageResult>& results,
+                     std::vector<WriteOutcome>& outcomes);
+  void write_range(const std::vector<Item*>& owners, const std::vector<MessageResult>& results,
+                   std::vector<WriteOutcome>& outcomes, size_t begin, size_t end,
+                   Timestamp received_at);
+  void publish_events(std::vector<Item>& items, const std::vector<MessageResult>& results,
+                      const std::vector<WriteOutcome>& outcomes);
+  void dead_letter(std::vector<Item>& items);
+  void settle(std::vector<Item>& items, Timestamp fetched_at);
+  void fail_retry(Item& item, const Status& error);
+
+  Dependencies d_;
+  ProcessorSettings settings_;
+  const std::atomic<bool>& stopping_;
+  Sleeper sleep_;
+  AssetTypeRegistry types_;
+  std::atomic<bool> healthy_{true};
+};
+
+}  // namespace atw

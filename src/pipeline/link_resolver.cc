@@ -1,0 +1,84 @@
+#include "pipeline/link_resolver.h"
+
+#include <unordered_set>
+
+namespace atw {
+
+namespace {
+int64_t to_micros(std::chrono::milliseconds d) {
+  return d.count() * 1000;
+}
+}  // namespace
+
+LinkSetPtr LinkMemory::get(const DeviceKey& key, Timestamp now) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return nullptr;
+  if (it->second.expires <= now) {
+    entries_.erase(it);
+    return nullptr;
+  }
+  return it->second.set;
+}
+
+void LinkMemory::put(const DeviceKey& key, LinkSetPtr set, Timestamp now) {
+  if (entries_.size() >= capacity_ && !entries_.contains(key)) {
+    // Full: drop everything expired; if that frees nothing, drop an arbitrary entry. A simple
+    // policy is enough because the working set (devices per tenant) fits in the capacity.
+    std::erase_if(entries_, [now](const auto& kv) { return kv.second.expires <= now; });
+    if (entries_.size() >= capacity_) entries_.erase(entries_.begin());
+  }
+  const auto ttl = set->links.empty() ? empty_ttl_ : ttl_;
+  entries_[key] = Entry{std::move(set), Timestamp{now.micros + to_micros(ttl)}};
+}
+
+Result<ResolvedLinks> LinkResolver::resolve(std::span<const DeviceKey> keys) {
+  const Timestamp now = clock_.now();
+  ResolvedLinks found;
+  std::vector<DeviceKey> missing;
+  std::unordered_set<DeviceKey, DeviceKeyHash> seen;
+  for (const auto& key : keys) {
+    if (!seen.insert(key).second) continue;
+    if (auto set = memory_.get(key, now)) {
+      found.emplace(key, std::move(set));
+    } else {
+      missing.push_back(key);
+    }
+  }
+  metrics_.add_cache("memory", found.size(), missing.size());
+  if (missing.empty()) return found;
+
+  if (shared_ != nullptr) {
+    auto cached = shared_->get_many(missing);
+    std::vector<DeviceKey> still_missing;
+    for (size_t i = 0; i < missing.size(); ++i) {
+      if (i < cached.size() && cached[i]) {
+        auto set = std::make_shared<const LinkSet>(std::move(*cached[i]));
+        memory_.put(missing[i], set, now);
+        found.emplace(std::move(missing[i]), std::move(set));
+      } else {
+        still_missing.push_back(std::move(missing[i]));
+      }
+    }
+    metrics_.add_cache("redis", missing.size() - still_missing.size(), still_missing.size());
+    missing = std::move(still_missing);
+    if (missing.empty()) return found;
+  }
+
+  auto loaded = store_.load(missing);
+  if (!loaded.ok()) return loaded.status();
+  metrics_.add_link_store_loads(missing.size());
+  if (shared_ != nullptr) shared_->put_many(missing, *loaded);
+  for (size_t i = 0; i < missing.size(); ++i) {
+    auto set = std::make_shared<const LinkSet>(std::move((*loaded)[i]));
+    memory_.put(missing[i], set, now);
+    found.emplace(std::move(missing[i]), std::move(set));
+  }
+  return found;
+}
+
+void LinkResolver::invalidate(std::span<const DeviceKey> keys) {
+  for (const auto& key : keys) memory_.erase(key);
+  if (shared_ != nullptr) shared_->invalidate(keys);
+}
+
+}  // namespace atw

@@ -1,0 +1,65 @@
+#pragma once
+// Finds the links of many devices at once (seed step 3, SPEC D6): the in-process cache, then one
+// call to the shared cache (Redis) for its misses, then one query to the store (PostgreSQL) for
+// what is still missing; what the store returns is written back to both caches.
+
+#include <chrono>
+#include <memory>
+#include <span>
+#include <unordered_map>
+
+#include "pipeline/ports.h"
+#include "pipeline/worker_metrics.h"
+
+namespace atw {
+
+using LinkSetPtr = std::shared_ptr<const LinkSet>;
+using ResolvedLinks = std::unordered_map<DeviceKey, LinkSetPtr, DeviceKeyHash>;
+
+// A bounded in-process cache with a time to live. Single-threaded, like the pipeline.
+class LinkMemory {
+ public:
+  LinkMemory(size_t capacity, std::chrono::milliseconds ttl, std::chrono::milliseconds empty_ttl)
+      : capacity_(capacity), ttl_(ttl), empty_ttl_(empty_ttl) {}
+
+  LinkSetPtr get(const DeviceKey& key, Timestamp now);
+  void put(const DeviceKey& key, LinkSetPtr set, Timestamp now);
+  void erase(const DeviceKey& key) { entries_.erase(key); }
+  void clear() { entries_.clear(); }
+  size_t size() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    LinkSetPtr set;
+    Timestamp expires;
+  };
+  size_t capacity_;
+  std::chrono::milliseconds ttl_;
+  std::chrono::milliseconds empty_ttl_;
+  std::unordered_map<DeviceKey, Entry, DeviceKeyHash> entries_;
+};
+
+class LinkResolver {
+ public:
+  // `shared` may be null: the in-process cache then serves alone (no REDIS_URL).
+  LinkResolver(LinkMemory& memory, LinkCache* shared, LinkStore& store, const Clock& clock,
+               WorkerMetrics& metrics)
+      : memory_(memory), shared_(shared), store_(store), clock_(clock), metrics_(metrics) {}
+
+  // Links for every key (duplicates allowed). Fails only when the store fails.
+  Result<ResolvedLinks> resolve(std::span<const DeviceKey> keys);
+
+  // Drops keys from both caches (a link changed). Called from the pipeline thread.
+  void invalidate(std::span<const DeviceKey> keys);
+  // Drops the in-process cache whole (notices may have been missed).
+  void forget_all() { memory_.clear(); }
+
+ private:
+  LinkMemory& memory_;
+  LinkCache* shared_;
+  LinkStore& store_;
+  const Clock& clock_;
+  WorkerMetrics& metrics_;
+};
+
+}  // namespace atw

@@ -1,0 +1,128 @@
+#pragma once
+// What the batch pipeline needs from the outside world. Each interface is implemented by one
+// adapter (src/adapters/...) and by a fake in tests/unit. Every method is called from the
+// pipeline's own thread only, unless it says otherwise.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "domain/links.h"
+#include "domain/metrics.h"
+#include "domain/timestamp.h"
+
+namespace atw {
+
+using std::chrono::milliseconds;
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual Timestamp now() const = 0;  // wall clock, UTC
+};
+
+// One message in hand, as the source delivered it.
+struct Delivery {
+  std::string payload;
+  std::string subject;
+  std::string ack_token;  // opaque to the pipeline; the source's handle for ack/nak/term
+  std::string stream;
+  std::string consumer;
+  uint64_t stream_sequence = 0;
+  uint64_t delivery_count = 1;  // 1 on first delivery
+  Timestamp published_at;       // when the stream stored it (for end-to-end latency)
+};
+
+// The durable pull consumer. Acknowledgements are fire-and-forget: a lost ack only causes a
+// redelivery, which the idempotent writes absorb; flush() makes sure they reached the server.
+class MessageSource {
+ public:
+  virtual ~MessageSource() = default;
+  // Up to `max` messages; returns early with fewer when `wait` has passed since the first one
+  // arrived, or an empty batch when none came within `wait`. Unavailable while disconnected.
+  virtual Result<std::vector<Delivery>> fetch(size_t max, milliseconds wait) = 0;
+  virtual Status ack(const Delivery& d) = 0;
+  virtual Status nak(const Delivery& d, milliseconds delay) = 0;
+  virtual Status term(const Delivery& d) = 0;
+  virtual Status in_progress(const Delivery& d) = 0;  // resets the server's AckWait timer
+  virtual Status flush() = 0;
+  // Shutdown: ask for nothing more; fetch keeps returning what was already asked for.
+  virtual void close_intake() = 0;
+  // True once intake is closed and nothing more can arrive.
+  virtual bool drained() const = 0;
+  // Deliveries after which the server gives up on a message (MaxDeliver).
+  virtual uint64_t max_deliver() const = 0;
+};
+
+struct OutboundMessage {
+  std::string subject;
+  std::string msg_id;  // sent as Nats-Msg-Id: the stream drops a second copy within its window
+  std::string payload;
+};
+
+// Publishes to JetStream and waits for every PubAck. The returned statuses match `messages`
+// one to one; a duplicate that the stream dropped counts as published.
+class Publisher {
+ public:
+  virtual ~Publisher() = default;
+  virtual std::vector<Status> publish(std::span<const OutboundMessage> messages) = 0;
+};
+
+// A tier of the link cache (Redis). Failures are never errors to the caller: a tier that cannot
+// answer reports misses and counts the failure, because the cache being down slows the worker,
+// never stops it (SPEC D6).
+class LinkCache {
+ public:
+  virtual ~LinkCache() = default;
+  virtual std::vector<std::optional<LinkSet>> get_many(std::span<const DeviceKey> keys) = 0;
+  virtual void put_many(std::span<const DeviceKey> keys, std::span<const LinkSet> sets) = 0;
+  virtual void invalidate(std::span<const DeviceKey> keys) = 0;
+};
+
+// The source of truth for links (PostgreSQL). Returns one LinkSet per key, in order; an empty
+// set where the device has no link.
+class LinkStore {
+ public:
+  virtual ~LinkStore() = default;
+  virtual Result<std::vector<LinkSet>> load(std::span<const DeviceKey> keys) = 0;
+};
+
+// What one message produced for one asset.
+struct AssetResult {
+  std::string asset_id;
+  MetricSet metrics;
+  double health_score = 0;
+};
+
+// What one message produced, ready to be written.
+struct MessageResult {
+  std::string message_id;
+  std::string device_id;
+  std::string organization_id;
+  Timestamp timestamp;
+  std::vector<AssetResult> assets;  // never empty: messages with nothing to write are not sent
+};
+
+// What the sink reports back for one message, in the order of the request.
+struct WriteOutcome {
+  bool duplicate = false;  // committed earlier: nothing was written this time
+  // The asset's score before this message, per entry of MessageResult::assets (nullopt: none).
+  // For a duplicate, the values recorded when it was first written.
+  std::vector<std::optional<double>> previous_scores;
+};
+
+// Writes the history rows and scores of many messages in one transaction (SPEC D11, D12).
+// All or nothing: on failure nothing of the batch is committed. A permanent error means some
+// message of the batch has data the database refuses; the caller splits the batch to find it.
+class TelemetrySink {
+ public:
+  virtual ~TelemetrySink() = default;
+  virtual Result<std::vector<WriteOutcome>> write(std::span<const MessageResult> messages,
+                                                  Timestamp received_at) = 0;
+};
+
+}  // namespace atw

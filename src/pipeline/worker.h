@@ -1,0 +1,44 @@
+#pragma once
+// The worker's main loop: fetch a batch, process it, repeat; on stop, finish the batch in hand,
+// flush the acknowledgements and return (SPEC D17).
+
+#include <atomic>
+#include <functional>
+
+#include "common/log.h"
+#include "pipeline/batch_processor.h"
+#include "pipeline/ports.h"
+
+namespace atw {
+
+struct WorkerSettings {
+  size_t batch_size = 500;
+  milliseconds fetch_wait{50};      // how long a fetch waits for a batch to fill
+  milliseconds drain_limit{10000};  // at shutdown, the longest wait for requested messages
+};
+
+class Worker {
+ public:
+  Worker(MessageSource& source, BatchProcessor& processor, const Clock& clock, Logger& log,
+         WorkerSettings settings)
+      : source_(source), processor_(processor), clock_(clock), log_(log), settings_(settings) {}
+
+  // Runs until `stop` is set, then drains: processes what was already requested, flushes the
+  // acknowledgements. `on_cycle` runs between batches (health checks). Returns the number of
+  // messages handled.
+  uint64_t run(const std::atomic<bool>& stop, const Sleeper& sleep,
+               const std::function<void()>& on_cycle = {});
+
+  // False while NATS cannot be fetched from or a batch waits for a server.
+  bool healthy() const { return fetch_ok_.load() && processor_.healthy(); }
+
+ private:
+  MessageSource& source_;
+  BatchProcessor& processor_;
+  const Clock& clock_;
+  Logger& log_;
+  WorkerSettings settings_;
+  std::atomic<bool> fetch_ok_{true};
+};
+
+}  // namespace atw

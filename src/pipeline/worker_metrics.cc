@@ -1,0 +1,106 @@
+#include "pipeline/worker_metrics.h"
+
+#include <algorithm>
+
+namespace atw {
+
+void WorkerMetrics::add_processed(uint64_t n, uint64_t history_rows, uint64_t events) {
+  std::lock_guard lock(mu_);
+  s_.messages_processed += n;
+  s_.history_rows += history_rows;
+  s_.events_published += events;
+}
+
+void WorkerMetrics::add_no_links(uint64_t n) {
+  std::lock_guard lock(mu_);
+  s_.messages_no_links += n;
+}
+
+void WorkerMetrics::add_duplicates(uint64_t n) {
+  std::lock_guard lock(mu_);
+  s_.messages_duplicate += n;
+}
+
+void WorkerMetrics::add_dead_lettered(uint64_t n) {
+  std::lock_guard lock(mu_);
+  s_.messages_dead_lettered += n;
+}
+
+void WorkerMetrics::add_transform_counts(uint64_t assets_skipped, uint64_t metrics_skipped,
+                                         uint64_t missing_variable, uint64_t non_finite) {
+  std::lock_guard lock(mu_);
+  s_.assets_skipped_no_metrics += assets_skipped;
+  s_.metrics_skipped += metrics_skipped;
+  s_.formula_missing_variable += missing_variable;
+  s_.formula_non_finite += non_finite;
+}
+
+void WorkerMetrics::add_error(const std::string& type, uint64_t n) {
+  std::lock_guard lock(mu_);
+  s_.errors[type] += n;
+}
+
+void WorkerMetrics::add_cache(const std::string& tier, uint64_t hits, uint64_t misses) {
+  std::lock_guard lock(mu_);
+  auto& c = s_.cache[tier];
+  c.hits += hits;
+  c.misses += misses;
+}
+
+void WorkerMetrics::add_link_store_loads(uint64_t n) {
+  std::lock_guard lock(mu_);
+  s_.link_store_loads += n;
+}
+
+void WorkerMetrics::observe_latencies(const std::vector<double>& seconds) {
+  std::lock_guard lock(mu_);
+  for (double v : seconds) {
+    const auto it = std::lower_bound(kLatencyBuckets.begin(), kLatencyBuckets.end(), v);
+    s_.latency_buckets[static_cast<size_t>(it - kLatencyBuckets.begin())]++;
+    s_.latency_sum_seconds += v;
+    s_.latency_count++;
+    if (s_.recent_latency_ms.size() < kQuantileWindow) {
+      s_.recent_latency_ms.push_back(v * 1000.0);
+    } else {
+      s_.recent_latency_ms[window_next_] = v * 1000.0;
+      window_next_ = (window_next_ + 1) % kQuantileWindow;
+    }
+  }
+}
+
+void WorkerMetrics::observe_batch(size_t size) {
+  std::lock_guard lock(mu_);
+  const auto it =
+      std::lower_bound(kBatchSizeBuckets.begin(), kBatchSizeBuckets.end(), double(size));
+  s_.batch_buckets[static_cast<size_t>(it - kBatchSizeBuckets.begin())]++;
+  s_.batch_size_sum += double(size);
+  s_.batch_count++;
+}
+
+void WorkerMetrics::set_pending(int64_t stream_pending, int64_t ack_pending) {
+  std::lock_guard lock(mu_);
+  s_.stream_pending = stream_pending;
+  s_.ack_pending = ack_pending;
+}
+
+void WorkerMetrics::set_dlq_depth(int64_t depth) {
+  std::lock_guard lock(mu_);
+  s_.dlq_depth = depth;
+}
+
+void WorkerMetrics::set_up(const std::string& server, bool up) {
+  std::lock_guard lock(mu_);
+  if (server == "nats")
+    s_.nats_up = up;
+  else if (server == "postgres")
+    s_.postgres_up = up;
+  else if (server == "redis")
+    s_.redis_up = up;
+}
+
+MetricsSnapshot WorkerMetrics::snapshot() const {
+  std::lock_guard lock(mu_);
+  return s_;
+}
+
+}  // namespace atw

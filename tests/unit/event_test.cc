@@ -1,0 +1,91 @@
+#include "domain/event.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+
+namespace atw {
+namespace {
+
+using nlohmann::ordered_json;
+
+AssetEvent pump_a_event() {
+  AssetEvent e;
+  e.message_id = asset_event_id("uuid-12345", "asset-pump-a");
+  e.asset_id = "asset-pump-a";
+  e.device_id = "device-abc-123";
+  e.organization_id = "org-xyz-789";
+  e.timestamp = Timestamp::from_seconds(1769610600);  // 2026-01-28T14:30:00Z
+  e.metrics = {{"power_input", 12.3},
+               {"power_current", 2.5},
+               {"motor_temperature", 25.5},
+               {"power_consumption", 30.75}};
+  e.health_score = 100;
+  e.previous_health_score = 85;
+  e.processed_at = Timestamp{1769610601234567};  // 2026-01-28T14:30:01.234567Z
+  return e;
+}
+
+TEST(AssetEventId, KnownValue) {
+  // Python: uuid.uuid5(UUID("6f1c2a52-5b0e-4c59-9d0a-6b7a0e3c1f20"), "uuid-12345\nasset-pump-a").
+  EXPECT_EQ(asset_event_id("uuid-12345", "asset-pump-a"), "06e48470-e42b-5f31-ba03-0b447da90e52");
+  EXPECT_EQ(asset_event_id("uuid-12345", "asset-pump-b"), "6134d3b3-7aef-5482-9573-6047a0612113");
+}
+
+TEST(AssetEventId, DeterministicAndDistinct) {
+  EXPECT_EQ(asset_event_id("m1", "a1"), asset_event_id("m1", "a1"));
+  std::set<std::string> ids;
+  for (const char* m : {"m1", "m2", "m1\na", ""}) {
+    for (const char* a : {"a1", "a2", "", "1"}) ids.insert(asset_event_id(m, a));
+  }
+  EXPECT_EQ(ids.size(), 16u);
+}
+
+TEST(AssetEventJson, FieldsInSeedOrderWithExactValues) {
+  const std::string json = to_json(pump_a_event());
+  const ordered_json j = ordered_json::parse(json);
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : j.items()) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{
+                      "messageId", "assetId", "deviceId", "organizationId", "timestamp", "metrics",
+                      "healthScore", "previousHealthScore", "processedAt", "processorVersion"}));
+  EXPECT_EQ(j["messageId"], "06e48470-e42b-5f31-ba03-0b447da90e52");
+  EXPECT_EQ(j["assetId"], "asset-pump-a");
+  EXPECT_EQ(j["deviceId"], "device-abc-123");
+  EXPECT_EQ(j["organizationId"], "org-xyz-789");
+  EXPECT_EQ(j["timestamp"], "2026-01-28T14:30:00Z");
+  EXPECT_EQ(j["processedAt"], "2026-01-28T14:30:01.234Z");
+  EXPECT_EQ(j["processorVersion"], "asset-worker-v1");
+  EXPECT_EQ(j["healthScore"], 100);
+  EXPECT_EQ(j["previousHealthScore"], 85);
+  const ordered_json expected_metrics = ordered_json::parse(
+      R"({"power_input":12.3,"power_current":2.5,"motor_temperature":25.5,"power_consumption":30.75})");
+  EXPECT_EQ(j["metrics"], expected_metrics);
+  EXPECT_EQ(j["metrics"].dump(), expected_metrics.dump());  // same key order
+  // Integral scores print as JavaScript does.
+  EXPECT_NE(json.find(R"("healthScore":100,"previousHealthScore":85,)"), std::string::npos) << json;
+}
+
+TEST(AssetEventJson, NoPreviousScoreIsNullAndNamesAreEscaped) {
+  AssetEvent e = pump_a_event();
+  e.previous_health_score.reset();
+  e.metrics = {{"we\"ird", 1}};
+  e.device_id = "dev\n1";
+  const ordered_json j = ordered_json::parse(to_json(e));
+  EXPECT_TRUE(j["previousHealthScore"].is_null());
+  EXPECT_EQ(j["metrics"]["we\"ird"], 1);
+  EXPECT_EQ(j["deviceId"], "dev\n1");
+}
+
+TEST(AssetEventJson, EmptyMetricsIsEmptyObject) {
+  AssetEvent e = pump_a_event();
+  e.metrics = {};
+  const ordered_json j = ordered_json::parse(to_json(e));
+  EXPECT_TRUE(j["metrics"].is_object());
+  EXPECT_TRUE(j["metrics"].empty());
+}
+
+}  // namespace
+}  // namespace atw
