@@ -11,6 +11,12 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
   milliseconds backoff{100};
   auto handle = [&](std::vector<Delivery>& batch) {
     const Timestamp fetched_at = clock_.now();
+    if (log_.enabled(LogLevel::kDebug)) {
+      log_.debug("batch fetched",
+                 {{"messages", static_cast<uint64_t>(batch.size())},
+                  {"firstSequence", batch.front().stream_sequence},
+                  {"waitedMs", (fetched_at.micros - batch.front().published_at.micros) / 1000}});
+    }
     processor_.process(batch, fetched_at);
     handled += batch.size();
   };

@@ -1,0 +1,268 @@
+// The worker end to end, as a user would check it: real nats-server, PostgreSQL and Redis, the
+// real binary run as a child process; assertions on table rows, scores, events and the DLQ.
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include "adapters/redis/redis_link_cache.h"
+#include "support/servers.h"
+
+namespace atw::testing {
+namespace {
+
+using nlohmann::json;
+using std::chrono::seconds;
+
+// "entity_id metric_key=value" for every history row of the given assets, sorted.
+std::vector<std::string> history(Scenario& s, const std::vector<std::string>& assets) {
+  std::vector<std::string> out;
+  for (const auto& row : s.sql().query(
+           "SELECT entity_id, metric_key, value::text, source_device_id, quality, entity_type,"
+           " to_char(\"timestamp\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+           " FROM telemetry_history WHERE entity_id = ANY($1::text[])"
+           " ORDER BY entity_id, metric_key, \"timestamp\"",
+           {pg_text_array(std::vector<std::string_view>(assets.begin(), assets.end()))})) {
+    out.push_back(*row[0] + " " + *row[1] + "=" + *row[2] + " " + *row[6] + " " + *row[3] + " " +
+                  *row[4] + " " + *row[5]);
+  }
+  return out;
+}
+
+std::optional<std::string> score(Scenario& s, const std::string& asset) {
+  return s.sql().scalar("SELECT health_score::text FROM assets WHERE id = $1", {asset});
+}
+
+const json* event_for(const std::vector<json>& events, const std::string& asset,
+                      const std::string& ts = "") {
+  for (const auto& e : events) {
+    if (e["assetId"] == asset && (ts.empty() || e["timestamp"] == ts)) return &e;
+  }
+  return nullptr;
+}
+
+TEST(WorkerEndToEnd, DocumentExampleGivesItsRowsScoresAndEvents) {
+  Scenario s;
+  auto plant = s.load_example_plant();
+  auto worker = s.start_worker();
+  s.publish_one(Scenario::message(plant, s.name("msg")));
+  ASSERT_TRUE(s.wait_stream_count(s.output_stream(), 2));
+  ASSERT_TRUE(s.wait_all_acked());
+
+  const std::string dev = plant.device;
+  EXPECT_EQ(
+      history(s, {plant.pump_a, plant.pump_b}),
+      (std::vector<std::string>{
+          plant.pump_a + " motor_temperature=25.5 2026-01-28T14:30:00 " + dev + " good Asset",
+          plant.pump_a + " power_consumption=30.75 2026-01-28T14:30:00 " + dev + " good Asset",
+          plant.pump_a + " power_current=2.5 2026-01-28T14:30:00 " + dev + " good Asset",
+          plant.pump_a + " power_input=12.3 2026-01-28T14:30:00 " + dev + " good Asset",
+          plant.pump_b + " motor_temperature=25.5 2026-01-28T14:30:00 " + dev + " good Asset",
+      }));
+  EXPECT_EQ(score(s, plant.pump_a), "100");
+  EXPECT_EQ(score(s, plant.pump_b), "100");
+  EXPECT_EQ(s.sql().scalar("SELECT health_score_computed_by || ' ' || to_char("
+                           "health_score_updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
+                           " FROM assets WHERE id = $1",
+                           {plant.pump_a}),
+            "asset-worker-v1 2026-01-28 14:30:00");
+
+  const auto events = s.events();
+  ASSERT_EQ(events.size(), 2u);
+  const json* a = event_for(events, plant.pump_a);
+  const json* b = event_for(events, plant.pump_b);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ((*a)["metrics"], (json{{"power_input", 12.3},
+                                   {"power_current", 2.5},
+                                   {"motor_temperature", 25.5},
+                                   {"power_consumption", 30.75}}));
+  EXPECT_EQ((*b)["metrics"], (json{{"motor_temperature", 25.5}}));
+  for (const json* e : {a, b}) {
+    EXPECT_EQ((*e)["deviceId"], plant.device);
+    EXPECT_EQ((*e)["organizationId"], plant.org);
+    EXPECT_EQ((*e)["timestamp"], "2026-01-28T14:30:00Z");
+    EXPECT_EQ((*e)["healthScore"], 100);
+    EXPECT_TRUE((*e)["previousHealthScore"].is_null());
+    EXPECT_EQ((*e)["processorVersion"], "asset-worker-v1");
+    EXPECT_EQ((*e)["messageId"].get<std::string>().size(), 36u);
+    EXPECT_TRUE((*e).contains("processedAt"));
+  }
+  EXPECT_NE((*a)["messageId"], (*b)["messageId"]);
+  EXPECT_TRUE(s.dead_letters().empty());
+  EXPECT_EQ(worker->stop(SIGTERM), 0);
+}
+
+TEST(WorkerEndToEnd, UnlinkedDeviceIsAckedWithNothingWritten) {
+  Scenario s;
+  auto plant = s.load_example_plant();
+  auto worker = s.start_worker();
+  Scenario::Plant stranger = plant;
+  stranger.device = s.name("no-such-device");
+  s.publish_one(Scenario::message(stranger, s.name("msg")));
+  ASSERT_TRUE(s.wait_all_acked());
+  EXPECT_TRUE(s.events().empty());
+  EXPECT_TRUE(s.dead_letters().empty());
+  EXPECT_EQ(
+      s.sql().scalar("SELECT count(*)::text FROM telemetry_history WHERE source_device_id = $1",
+                     {stranger.device}),
+      "0");
+  EXPECT_EQ(s.sql().scalar("SELECT count(*)::text FROM processed_messages WHERE message_id = $1",
+                           {s.name("msg")}),
+            "0");
+}
+
+TEST(WorkerEndToEnd, SameMessageIdTwiceGivesOneSetOfRowsAndEvents) {
+  Scenario s;
+  auto plant = s.load_example_plant();
+  auto worker = s.start_worker();
+  const auto msg = Scenario::message(plant, s.name("msg")).dump();
+  s.publish(std::vector<std::string>{msg, msg});  // no Nats-Msg-Id: both copies reach the stream
+  ASSERT_TRUE(s.wait_all_acked());
+  s.publish(std::vector<std::string>{msg});  // and once more, in a later batch
+  ASSERT_TRUE(s.wait_all_acked());
+  EXPECT_EQ(s.stream(s.input_stream()).size(), 3u);
+  EXPECT_EQ(history(s, {plant.pump_a, plant.pump_b}).size(), 5u);
+  const auto events = s.events();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_NE(events[0]["messageId"], events[1]["messageId"]);
+}
+
+TEST(WorkerEndToEnd, OlderMessageLandsInHistoryButKeepsTheNewerScore) {
+  Scenario s;
+  auto plant = s.load_example_plant();
+  auto worker = s.start_worker();
+  // Newer: 85 degrees (score 70); older: 75 degrees (score 90).
+  s.publish_one(Scenario::message(plant, s.name("new"), "2026-01-28T15:00:00Z",
+                                  {{"temperature", 85}, {"voltage", 12}, {"current", 2}}));
+  ASSERT_TRUE(s.wait_all_acked());
+  s.publish_one(Scenario::message(plant, s.name("old"), "2026-01-28T14:00:00Z",
+                                  {{"temperature", 75}, {"voltage", 12}, {"current", 2}}));
+  ASSERT_TRUE(s.wait_all_acked());
+
+  EXPECT_EQ(score(s, plant.pump_a), "70");
+  EXPECT_EQ(score(s, plant.pump_b), "70");
+  EXPECT_EQ(s.sql().scalar("SELECT count(*)::text FROM telemetry_history WHERE entity_id = $1"
+                           " AND metric_key = 'motor_temperature'",
+                           {plant.pump_a}),
+            "2");
+  const auto events = s.events();
+  ASSERT_EQ(events.size(), 4u);
+  const json* old_a = event_for(events, plant.pump_a, "2026-01-28T14:00:00Z");
+  ASSERT_TRUE(old_a);
+  EXPECT_EQ((*old_a)["healthScore"], 90);
+  EXPECT_EQ((*old_a)["previousHealthScore"], 70);  // the asset's score when it arrived
+  const json* new_a = event_for(events, plant.pump_a, "2026-01-28T15:00:00Z");
+  ASSERT_TRUE(new_a);
+  EXPECT_TRUE((*new_a)["previousHealthScore"].is_null());
+}
+
+TEST(WorkerEndToEnd, TwoTenantsWithTheSameDeviceIdSeeOnlyTheirOwnAssets) {
+  Scenario s;
+  auto first = s.load_example_plant("org1", "shared-dev");
+  auto second = s.load_example_plant("org2", "shared-dev");
+  ASSERT_EQ(first.device, second.device);
+  auto worker = s.start_worker();
+  s.publish_one(Scenario::message(first, s.name("m1"), "2026-01-28T14:30:00Z",
+                                  {{"temperature", 90}, {"voltage", 12}, {"current", 2}}));
+  s.publish_one(Scenario::message(second, s.name("m2"), "2026-01-28T14:30:00Z",
+                                  {{"temperature", 20}, {"voltage", 12}, {"current", 2}}));
+  ASSERT_TRUE(s.wait_all_acked());
+  EXPECT_EQ(score(s, first.pump_a), "70");
+  EXPECT_EQ(score(s, second.pump_a), "100");
+  EXPECT_EQ(s.sql().scalar("SELECT string_agg(DISTINCT value::text, ',') FROM telemetry_history"
+                           " WHERE entity_id = $1 AND metric_key = 'motor_temperature'",
+                           {first.pump_a}),
+            "90");
+  EXPECT_EQ(s.sql().scalar("SELECT string_agg(DISTINCT value::text, ',') FROM telemetry_history"
+                           " WHERE entity_id = $1 AND metric_key = 'motor_temperature'",
+                           {second.pump_a}),
+            "20");
+  for (const auto& e : s.events()) {
+    const bool mine_first = e["organizationId"] == first.org;
+    const std::string asset = e["assetId"];
+    EXPECT_EQ(mine_first, asset == first.pump_a || asset == first.pump_b) << e.dump();
+  }
+  EXPECT_EQ(s.events().size(), 4u);
+}
+
+TEST(WorkerEndToEnd, InvalidMessageIsDeadLetteredAtItsFirstDelivery) {
+  Scenario s;
+  auto plant = s.load_example_plant();
+  auto worker = s.start_worker();
+  auto bad = Scenario::message(plant, s.name("bad"));
+  bad["timestamp"] = "yesterday";
+  s.publish(std::vector<std::string>{bad.dump(), "{not json",
+                                     Scenario::message(plant, s.name("good")).dump()});
+  ASSERT_TRUE(s.wait_stream_count(s.dlq_stream(), 2));
+  ASSERT_TRUE(s.wait_all_acked());
+  const auto dlq = s.dead_letters();
+  ASSERT_EQ(dlq.size(), 2u);
+  for (const auto& d : dlq) {
+    EXPECT_EQ(d["originalStream"], s.input_stream());
+    EXPECT_EQ(d["originalSubject"], s.input_subject());
+    EXPECT_EQ(d["consumer"], s.durable());
+    EXPECT_EQ(d["deliveryCount"], 1);
+    EXPECT_EQ(d["errorType"], "invalid_message");
+    EXPECT_TRUE(d.contains("failedAt"));
+    EXPECT_GT(d["streamSequence"].get<int>(), 0);
+  }
+  const json* with_ts = nullptr;
+  const json* not_json = nullptr;
+  for (const auto& d : dlq) {
+    if (d.contains("payload")) with_ts = &d;
+    if (d.contains("payloadBase64")) not_json = &d;
+  }
+  ASSERT_TRUE(with_ts && not_json);
+  EXPECT_EQ((*with_ts)["payload"], bad);
+  EXPECT_NE((*with_ts)["lastError"].get<std::string>().find("timestamp"), std::string::npos);
+  // The good message of the same batch still went through.
+  EXPECT_EQ(s.events().size(), 2u);
+  // Terminated, not redelivered: the consumer shows each delivered once.
+  EXPECT_EQ(s.consumer_info().value("num_redelivered", -1), 0);
+}
+
+TEST(WorkerEndToEnd, WithoutRedisEverythingStillWorks) {
+  Scenario s;
+  auto plant = s.load_example_plant();
+  auto worker = s.start_worker(/*with_redis=*/false);
+  for (int i = 0; i < 3; ++i) {
+    s.publish_one(Scenario::message(plant, s.name("m" + std::to_string(i)),
+                                    fmt::format("2026-01-28T14:3{}:00Z", i)));
+  }
+  ASSERT_TRUE(s.wait_all_acked());
+  EXPECT_EQ(s.events().size(), 6u);
+  EXPECT_EQ(history(s, {plant.pump_a, plant.pump_b}).size(), 15u);
+  const std::string metrics = worker->get("/metrics");
+  EXPECT_NE(metrics.find("asset_worker_messages_processed_total"), std::string::npos);
+  EXPECT_EQ(metrics.find("tier=\"redis\""), std::string::npos) << "no Redis tier without REDIS_URL";
+}
+
+TEST(WorkerEndToEnd, LinksAreCachedInRedisUnderTheTenantKey) {
+  Scenario s;
+  auto plant = s.load_example_plant();
+  auto worker = s.start_worker();
+  s.publish_one(Scenario::message(plant, s.name("m")));
+  ASSERT_TRUE(s.wait_all_acked());
+  auto address = parse_redis_url(server_urls().redis);
+  ASSERT_TRUE(address.ok());
+  redisContext* ctx = redisConnect(address->host.c_str(), address->port);
+  ASSERT_TRUE(ctx && !ctx->err);
+  if (address->db) freeReplyObject(redisCommand(ctx, "SELECT %d", address->db));
+  const std::string key = "device_asset_links:" + plant.org + ":" + plant.device;
+  auto* reply = static_cast<redisReply*>(redisCommand(ctx, "GET %s", key.c_str()));
+  ASSERT_TRUE(reply && reply->type == REDIS_REPLY_STRING) << key;
+  auto cached = parse_link_set(std::string_view(reply->str, reply->len));
+  ASSERT_TRUE(cached.ok());
+  ASSERT_EQ(cached->links.size(), 2u);
+  EXPECT_EQ(cached->links[0].asset_id, plant.pump_a);
+  EXPECT_EQ(cached->links[1].port, "1");
+  auto* ttl = static_cast<redisReply*>(redisCommand(ctx, "TTL %s", key.c_str()));
+  EXPECT_GT(ttl->integer, 250);
+  EXPECT_LE(ttl->integer, 300);
+  freeReplyObject(ttl);
+  freeReplyObject(reply);
+  redisFree(ctx);
+}
+
+}  // namespace
+}  // namespace atw::testing

@@ -1,0 +1,130 @@
+#pragma once
+// What integration tests need to drive a real worker against real servers: the servers'
+// addresses (from ATW_TEST_* variables that scripts/test.sh sets), SQL and stream access for
+// assertions, and the worker binary run as a child process, as an operator runs it.
+//
+// Every test works in a Scenario of its own: its own subjects, streams, durable consumer,
+// tenant, devices and assets, so tests never see each other's data.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "adapters/nats/jetstream_publisher.h"
+#include "adapters/nats/nats_connection.h"
+#include "adapters/nats/stream_reader.h"
+#include "adapters/postgres/pg_connection.h"
+#include "common/log.h"
+
+namespace atw::testing {
+
+struct ServerUrls {
+  std::string nats;
+  std::string database;
+  std::string redis;
+};
+// Fails the calling test (ADD_FAILURE) when a variable is missing: integration tests must
+// never pass by not running.
+ServerUrls server_urls();
+
+using Rows = std::vector<std::vector<std::optional<std::string>>>;
+
+class Sql {
+ public:
+  explicit Sql(const std::string& url) : db_(url) {}
+  Rows query(const std::string& sql, const std::vector<std::optional<std::string>>& params = {});
+  void exec(const std::string& sql, const std::vector<std::optional<std::string>>& params = {});
+  // The single value of a one-row, one-column query.
+  std::optional<std::string> scalar(const std::string& sql,
+                                    const std::vector<std::optional<std::string>>& params = {});
+
+ private:
+  PgConnection db_;
+};
+
+class WorkerProcess {
+ public:
+  WorkerProcess(std::map<std::string, std::string> env, std::vector<std::string> args = {"run"});
+  ~WorkerProcess();
+  pid_t pid() const { return pid_; }
+  int http_port() const { return http_port_; }
+  bool wait_ready(std::chrono::milliseconds timeout);
+  std::string get(const std::string& path);  // body of GET http://127.0.0.1:port/path, "" if none
+  // Sends the signal and waits for the exit; returns the exit code (128+signal if killed).
+  int stop(int signal, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  const std::string& log_path() const { return log_path_; }
+
+ private:
+  pid_t pid_ = -1;
+  int http_port_ = 0;
+  std::string log_path_;
+};
+
+class Scenario {
+ public:
+  Scenario();
+  ~Scenario();
+
+  const std::string& id() const { return id_; }
+  std::string name(const std::string& base) const { return base + "-" + id_; }
+  const std::string& input_subject() const { return input_subject_; }
+  const std::string& output_stream() const { return output_stream_; }
+  const std::string& dlq_stream() const { return dlq_stream_; }
+  const std::string& input_stream() const { return input_stream_; }
+  const std::string& durable() const { return durable_; }
+
+  Sql& sql() { return *sql_; }
+  NatsConnection& nats() { return *nats_; }
+
+  // The design document's plant, with this scenario's ids: device `dev` of `org` monitoring
+  // Pump A (`a`) and Pump B (`b`, port 1) exactly as in the document's example.
+  struct Plant {
+    std::string org, device, pump_a, pump_b, type;
+  };
+  Plant load_example_plant(const std::string& org_base = "org",
+                           const std::string& device_base = "dev");
+
+  // The environment a worker of this scenario runs with; `with_redis` adds REDIS_URL.
+  std::map<std::string, std::string> worker_env(bool with_redis = true) const;
+  std::unique_ptr<WorkerProcess> start_worker(bool with_redis = true);
+
+  // The document's example message, for this plant, with the given id, timestamp and metrics.
+  static nlohmann::json message(const Plant& p, const std::string& message_id,
+                                const std::string& timestamp = "2026-01-28T14:30:00Z",
+                                nlohmann::json metrics = nullptr);
+  // Publishes raw payloads to the input subject (no Nats-Msg-Id, so a repeat is stored twice).
+  void publish(const std::vector<std::string>& payloads);
+  void publish_one(const nlohmann::json& message) {
+    publish(std::vector<std::string>{message.dump()});
+  }
+
+  std::vector<StoredMessage> stream(const std::string& stream_name);
+  std::vector<nlohmann::json> events();        // the output stream's payloads
+  std::vector<nlohmann::json> dead_letters();  // the DLQ stream's payloads
+  // Consumer state: {"num_ack_pending", "num_pending", "ack_floor_stream_seq", ...}.
+  nlohmann::json consumer_info();
+  // Waits until the consumer has acked everything published (ack floor = last input sequence
+  // and nothing pending); false on timeout.
+  bool wait_all_acked(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  // Waits until `stream` holds at least `n` messages.
+  bool wait_stream_count(const std::string& stream, size_t n,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+ private:
+  std::string id_;
+  std::string input_subject_, output_subject_, dlq_subject_;
+  std::string input_stream_, output_stream_, dlq_stream_, durable_;
+  ServerUrls urls_;
+  Logger log_{LogLevel::kError};
+  std::unique_ptr<Sql> sql_;
+  std::unique_ptr<NatsConnection> nats_;
+  std::unique_ptr<JetStreamPublisher> publisher_;
+};
+
+}  // namespace atw::testing
