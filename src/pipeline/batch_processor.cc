@@ -47,6 +47,8 @@ void BatchProcessor::process(std::vector<Delivery>& batch, Timestamp fetched_at)
     }
     items.push_back(std::move(item));
   }
+  in_hand_ = &items;
+  last_keepalive_ = fetched_at;
 
   // 2. Resolve the links of every distinct device of the batch, one round trip per tier.
   std::vector<Item*> valid;
@@ -58,7 +60,7 @@ void BatchProcessor::process(std::vector<Delivery>& batch, Timestamp fetched_at)
   }
   ResolvedLinks links;
   if (!valid.empty()) {
-    const Status st = with_retries("resolve_links", valid, [&] {
+    const Status st = with_retries("resolve_links", valid.size(), [&] {
       auto resolved = d_.links.resolve(keys);
       if (!resolved.ok()) return resolved.status();
       links = std::move(resolved).value();
@@ -103,13 +105,13 @@ void BatchProcessor::process(std::vector<Delivery>& batch, Timestamp fetched_at)
   // 6. Dead letters, then 7. acknowledge.
   dead_letter(items);
   settle(items, fetched_at);
+  in_hand_ = nullptr;
 }
 
-Status BatchProcessor::with_retries(const char* stage, std::vector<Item*> in_hand,
+Status BatchProcessor::with_retries(const char* stage, size_t messages,
                                     const std::function<Status()>& op) {
   int attempts = 0;
   milliseconds backoff = settings_.retry_initial;
-  milliseconds since_keepalive{0};
   while (true) {
     Status st = op();
     if (st.ok()) {
@@ -123,7 +125,7 @@ Status BatchProcessor::with_retries(const char* stage, std::vector<Item*> in_han
                                              {"errorType", st.type()},
                                              {"error", st.message()},
                                              {"attempt", attempts},
-                                             {"messages", static_cast<uint64_t>(in_hand.size())}});
+                                             {"messages", static_cast<uint64_t>(messages)}});
     if (stopping_.load()) return st;
     if (st.unavailable()) {
       healthy_.store(false, std::memory_order_relaxed);
@@ -131,19 +133,20 @@ Status BatchProcessor::with_retries(const char* stage, std::vector<Item*> in_han
       return st;
     }
     sleep_(backoff);
-    since_keepalive += backoff;
-    if (since_keepalive >= settings_.keepalive) {
-      keep_alive(in_hand);
-      since_keepalive = milliseconds{0};
+    // The server's AckWait runs on wall time, which includes the failing calls themselves (a
+    // connect timeout can outlast the backoff), so the interval is measured on the clock.
+    const Timestamp now = d_.clock.now();
+    if (now.micros - last_keepalive_.micros >= settings_.keepalive.count() * 1000) {
+      keep_alive();
+      last_keepalive_ = now;
     }
     backoff = std::min(backoff * 2, settings_.retry_max);
   }
 }
 
-void BatchProcessor::keep_alive(const std::vector<Item*>& in_hand) {
-  for (Item* item : in_hand) {
-    if (item->fate == Fate::kPending) (void)d_.source.in_progress(*item->delivery);
-  }
+void BatchProcessor::keep_alive() {
+  if (in_hand_ == nullptr) return;
+  for (const Item& item : *in_hand_) (void)d_.source.in_progress(*item.delivery);
   (void)d_.source.flush();
 }
 
@@ -165,7 +168,7 @@ void BatchProcessor::write_range(const std::vector<Item*>& owners,
   const std::vector<Item*> in_hand(owners.begin() + static_cast<ptrdiff_t>(begin),
                                    owners.begin() + static_cast<ptrdiff_t>(end));
   std::vector<WriteOutcome> written;
-  const Status st = with_retries("write", in_hand, [&] {
+  const Status st = with_retries("write", in_hand.size(), [&] {
     auto r = d_.sink.write(std::span(results).subspan(begin, end - begin), received_at);
     if (!r.ok()) return r.status();
     written = std::move(r).value();
@@ -227,7 +230,7 @@ void BatchProcessor::publish_events(std::vector<Item>& items,
   // retry sends only what has not been acknowledged yet.
   std::vector<size_t> todo(events.size());
   for (size_t i = 0; i < todo.size(); ++i) todo[i] = i;
-  const Status st = with_retries("publish", in_hand, [&] {
+  const Status st = with_retries("publish", in_hand.size(), [&] {
     std::vector<OutboundMessage> subset;
     subset.reserve(todo.size());
     for (size_t i : todo) subset.push_back(events[i]);
@@ -293,7 +296,7 @@ void BatchProcessor::dead_letter(std::vector<Item>& items) {
 
   std::vector<size_t> todo(records.size());
   for (size_t i = 0; i < todo.size(); ++i) todo[i] = i;
-  const Status st = with_retries("dead_letter", owners, [&] {
+  const Status st = with_retries("dead_letter", owners.size(), [&] {
     std::vector<OutboundMessage> subset;
     for (size_t i : todo) subset.push_back(records[i]);
     const auto statuses = d_.publisher.publish(subset);

@@ -71,9 +71,8 @@ class BatchProcessor {
     uint64_t events = 0;  // events it published
   };
 
-  Status with_retries(const char* stage, std::vector<Item*> in_hand,
-                      const std::function<Status()>& op);
-  void keep_alive(const std::vector<Item*>& in_hand);
+  Status with_retries(const char* stage, size_t messages, const std::function<Status()>& op);
+  void keep_alive();
   void write_results(std::vector<Item>& items, std::vector<MessageResult>& results,
                      std::vector<WriteOutcome>& outcomes);
   void write_range(const std::vector<Item*>& owners, const std::vector<MessageResult>& results,
@@ -90,6 +89,10 @@ class BatchProcessor {
   const std::atomic<bool>& stopping_;
   Sleeper sleep_;
   AssetTypeRegistry types_;
+  // The batch in process(): every delivery in it waits for the slowest stage, so every one is
+  // kept alive while a stage waits for a server, whatever its own fate.
+  std::vector<Item>* in_hand_ = nullptr;
+  Timestamp last_keepalive_;  // when the batch was fetched, or last kept alive
   std::atomic<bool> healthy_{true};
 };
 

@@ -1,0 +1,102 @@
+#include "pipeline/asset_transform.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace atw {
+namespace {
+
+constexpr const char* kPowerSchema =
+    R"({"derived_metrics":[{"name":"power_consumption","formula":"power_input * power_current"}]})";
+constexpr const char* kBrokenSchema =
+    R"({"derived_metrics":[{"name":"bad","formula":"power_input *"},{"name":"double_input","formula":"power_input * 2"}]})";
+
+DeviceLink link(const std::string& asset, const std::string& schema,
+                std::vector<std::pair<std::string, std::string>> mapping) {
+  DeviceLink l;
+  l.link_id = "link-" + asset;
+  l.asset_id = asset;
+  l.asset_type_id = "type-" + asset;
+  l.telemetry_schema = schema;
+  l.metrics_mapping = std::move(mapping);
+  return l;
+}
+
+TelemetryMessage message(MetricSet metrics) {
+  TelemetryMessage m;
+  m.message_id = "m1";
+  m.device_id = "device-1";
+  m.organization_id = "org-1";
+  m.timestamp = Timestamp::from_seconds(1769610600);
+  m.metrics = std::move(metrics);
+  return m;
+}
+
+TEST(TransformMessage, OneResultPerLinkWithMetricsInLinkOrder) {
+  LinkSet links{
+      {link("pump-a", kPowerSchema,
+            {{"device.voltage", "asset.power_input"}, {"device.current", "asset.power_current"}}),
+       link("pump-b", "null", {{"device.temperature", "asset.motor_temperature"}}),
+       link("pump-c", "null", {{"device.missing", "asset.x"}})}};
+  AssetTypeRegistry types;
+  TransformCounts counts;
+  const auto out = transform_message(
+      message({{"voltage", 12.3}, {"current", 2.5}, {"temperature", 85}}), links, types, counts);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].asset_id, "pump-a");
+  EXPECT_EQ(out[0].metrics,
+            (MetricSet{
+                {"power_input", 12.3}, {"power_current", 2.5}, {"power_consumption", 12.3 * 2.5}}));
+  EXPECT_EQ(out[0].health_score, 100);
+  EXPECT_EQ(out[1].asset_id, "pump-b");
+  EXPECT_EQ(out[1].health_score, 70);
+  EXPECT_EQ(counts.assets_skipped_no_metrics, 1u);  // pump-c: nothing to say (SPEC D10a)
+}
+
+TEST(TransformMessage, LinksOutsideTheirWindowAreIgnored) {
+  DeviceLink old_link = link("pump-old", "null", {{"device.t", "asset.motor_temperature"}});
+  old_link.valid_until = Timestamp::from_seconds(1769610600);
+  DeviceLink new_link = link("pump-new", "null", {{"device.t", "asset.motor_temperature"}});
+  new_link.valid_from = Timestamp::from_seconds(1769610600);
+  AssetTypeRegistry types;
+  TransformCounts counts;
+  const auto out =
+      transform_message(message({{"t", 1}}), LinkSet{{old_link, new_link}}, types, counts);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].asset_id, "pump-new");
+  EXPECT_EQ(counts.assets_skipped_no_metrics, 0u);
+}
+
+TEST(AssetTypeRegistry, CompilesOnceAndReportsProblemsOncePerType) {
+  int reports = 0;
+  AssetTypeRegistry types([&](const AssetTypeModel& model) {
+    ++reports;
+    EXPECT_EQ(model.asset_type_id(), "type-pump-x");
+    EXPECT_EQ(model.problems().size(), 1u);
+  });
+  LinkSet links{{link("pump-x", kBrokenSchema, {{"device.voltage", "asset.power_input"}})}};
+  TransformCounts counts;
+  for (int i = 0; i < 100; ++i) {
+    const auto out = transform_message(message({{"voltage", 12}}), links, types, counts);
+    ASSERT_EQ(out.size(), 1u);
+    // The broken formula is skipped; the good one and the telemetry still flow (SPEC D9).
+    EXPECT_EQ(out[0].metrics, (MetricSet{{"power_input", 12}, {"double_input", 24}}));
+  }
+  EXPECT_EQ(reports, 1);
+  EXPECT_EQ(types.size(), 1u);
+  EXPECT_EQ(&types.model("type-pump-x", kBrokenSchema), &types.model("type-pump-x", kBrokenSchema));
+}
+
+TEST(AssetTypeRegistry, RecompilesWhenTheSchemaChanges) {
+  AssetTypeRegistry types;
+  const AssetTypeModel& before = types.model("type-pump", "null");
+  EXPECT_EQ(before.formula_count(), 0u);
+  const AssetTypeModel& after = types.model("type-pump", kPowerSchema);
+  EXPECT_EQ(after.formula_count(), 1u);
+  EXPECT_EQ(types.size(), 1u);
+}
+
+}  // namespace
+}  // namespace atw

@@ -1,0 +1,254 @@
+#include "pipeline/link_resolver.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <vector>
+
+#include "support/fakes.h"
+
+namespace atw {
+namespace {
+
+using std::chrono::seconds;
+
+LinkSet pump_links(const std::string& asset_id) {
+  DeviceLink l;
+  l.link_id = "link-" + asset_id;
+  l.asset_id = asset_id;
+  l.asset_name = asset_id;
+  l.asset_type_id = "type-pump";
+  l.telemetry_schema = "null";
+  l.metrics_mapping = {{"device.temperature", "asset.motor_temperature"}};
+  return LinkSet{{l}};
+}
+
+const DeviceKey kDevA{"org-1", "device-a"};
+const DeviceKey kDevB{"org-1", "device-b"};
+const DeviceKey kDevC{"org-1", "device-c"};
+// Same device id, another tenant: must never share links with kDevA (SPEC D6).
+const DeviceKey kDevAOtherOrg{"org-2", "device-a"};
+
+class LinkResolverTest : public ::testing::Test {
+ protected:
+  LinkResolverTest() {
+    store.sets[kDevA] = pump_links("asset-a");
+    store.sets[kDevB] = pump_links("asset-b");
+    store.sets[kDevAOtherOrg] = pump_links("asset-other-tenant");
+  }
+
+  Result<ResolvedLinks> resolve(std::vector<DeviceKey> keys) { return resolver.resolve(keys); }
+
+  FakeClock clock;
+  FakeLinkStore store;
+  FakeLinkCache cache;
+  WorkerMetrics metrics;
+  LinkMemory memory{100, seconds(300), seconds(30)};
+  LinkResolver resolver{memory, &cache, store, clock, metrics};
+};
+
+TEST_F(LinkResolverTest, FullMissLoadsAllMissingKeysInOneCallAndFillsBothCaches) {
+  auto r = resolve({kDevA, kDevB, kDevC});
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_EQ(r->size(), 3u);
+  EXPECT_EQ(*r->at(kDevA), pump_links("asset-a"));
+  EXPECT_EQ(*r->at(kDevB), pump_links("asset-b"));
+  EXPECT_TRUE(r->at(kDevC)->links.empty());  // unlinked device: an empty set, not an error
+
+  EXPECT_EQ(store.load_calls, 1);
+  EXPECT_EQ(store.loaded_keys[0], (std::vector<DeviceKey>{kDevA, kDevB, kDevC}));
+  EXPECT_EQ(cache.get_many_calls, 1);
+  EXPECT_EQ(cache.put_many_calls, 1);
+  EXPECT_EQ(cache.sets.size(), 3u);
+  EXPECT_EQ(cache.sets.at(kDevB), pump_links("asset-b"));
+  EXPECT_TRUE(cache.sets.at(kDevC).links.empty());  // empty results are cached too
+  EXPECT_EQ(memory.size(), 3u);
+  EXPECT_EQ(metrics.snapshot().link_store_loads, 3u);
+}
+
+TEST_F(LinkResolverTest, MemoryHitAsksNoOtherTier) {
+  ASSERT_TRUE(resolve({kDevA}).ok());
+  const int gets = cache.get_many_calls;
+  auto r = resolve({kDevA});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r->at(kDevA), pump_links("asset-a"));
+  EXPECT_EQ(store.load_calls, 1);
+  EXPECT_EQ(cache.get_many_calls, gets);
+  const auto snap = metrics.snapshot();
+  EXPECT_EQ(snap.cache.at("memory").hits, 1u);
+  EXPECT_EQ(snap.cache.at("memory").misses, 1u);
+}
+
+TEST_F(LinkResolverTest, SharedCacheHitIsKeptInMemoryAndSkipsTheStore) {
+  cache.sets[kDevA] = pump_links("asset-from-redis");
+  auto r = resolve({kDevA});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r->at(kDevA), pump_links("asset-from-redis"));
+  EXPECT_EQ(store.load_calls, 0);
+  EXPECT_EQ(cache.put_many_calls, 0);
+  EXPECT_EQ(memory.size(), 1u);
+
+  // Second time: from memory, Redis is not asked again.
+  ASSERT_TRUE(resolve({kDevA}).ok());
+  EXPECT_EQ(cache.get_many_calls, 1);
+  EXPECT_EQ(metrics.snapshot().cache.at("redis").hits, 1u);
+}
+
+TEST_F(LinkResolverTest, MixedTiersOneCallEach) {
+  ASSERT_TRUE(resolve({kDevA}).ok());  // now in memory
+  cache.sets[kDevB] = pump_links("asset-b");
+  store.loaded_keys.clear();
+  cache.requested_keys.clear();
+
+  auto r = resolve({kDevA, kDevB, kDevC});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->size(), 3u);
+  ASSERT_EQ(cache.requested_keys.size(), 1u);
+  EXPECT_EQ(cache.requested_keys[0], (std::vector<DeviceKey>{kDevB, kDevC}));
+  ASSERT_EQ(store.loaded_keys.size(), 1u);
+  EXPECT_EQ(store.loaded_keys[0], (std::vector<DeviceKey>{kDevC}));
+}
+
+TEST_F(LinkResolverTest, DuplicateKeysAreResolvedOnce) {
+  auto r = resolve({kDevA, kDevB, kDevA, kDevA, kDevB});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->size(), 2u);
+  ASSERT_EQ(store.loaded_keys.size(), 1u);
+  EXPECT_EQ(store.loaded_keys[0], (std::vector<DeviceKey>{kDevA, kDevB}));
+  ASSERT_EQ(cache.requested_keys.size(), 1u);
+  EXPECT_EQ(cache.requested_keys[0].size(), 2u);
+}
+
+TEST_F(LinkResolverTest, TenantsSharingADeviceIdDoNotShareLinks) {
+  auto r = resolve({kDevA, kDevAOtherOrg});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->at(kDevA)->links.at(0).asset_id, "asset-a");
+  EXPECT_EQ(r->at(kDevAOtherOrg)->links.at(0).asset_id, "asset-other-tenant");
+}
+
+TEST_F(LinkResolverTest, WorksWithoutSharedCache) {
+  LinkMemory alone_memory{100, seconds(300), seconds(30)};
+  LinkResolver alone{alone_memory, nullptr, store, clock, metrics};
+  std::vector<DeviceKey> keys{kDevA, kDevC};
+  auto r = alone.resolve(keys);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r->at(kDevA), pump_links("asset-a"));
+  EXPECT_TRUE(r->at(kDevC)->links.empty());
+  ASSERT_TRUE(alone.resolve(keys).ok());
+  EXPECT_EQ(store.load_calls, 1);
+  EXPECT_EQ(cache.get_many_calls, 0);
+
+  alone.invalidate(std::vector<DeviceKey>{kDevA});  // no shared tier to tell: must not crash
+  ASSERT_TRUE(alone.resolve(keys).ok());
+  EXPECT_EQ(store.load_calls, 2);
+  EXPECT_EQ(store.loaded_keys[1], (std::vector<DeviceKey>{kDevA}));
+}
+
+TEST_F(LinkResolverTest, SharedCacheDownFallsBackToTheStore) {
+  cache.down = true;
+  cache.sets[kDevA] = pump_links("stale");
+  auto r = resolve({kDevA});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r->at(kDevA), pump_links("asset-a"));
+  EXPECT_EQ(store.load_calls, 1);
+}
+
+TEST_F(LinkResolverTest, EntriesExpireAfterTheirTtlAndEmptySetsSooner) {
+  ASSERT_TRUE(resolve({kDevA, kDevC}).ok());  // A linked (300 s), C empty (30 s)
+  cache.down = true;  // so that every memory miss reaches the store, where we can count it
+  store.loaded_keys.clear();
+
+  clock.advance(seconds(29));
+  ASSERT_TRUE(resolve({kDevA, kDevC}).ok());
+  EXPECT_TRUE(store.loaded_keys.empty());
+
+  clock.advance(seconds(1));  // 30 s: the empty set has expired, the linked one has not
+  ASSERT_TRUE(resolve({kDevA, kDevC}).ok());
+  ASSERT_EQ(store.loaded_keys.size(), 1u);
+  EXPECT_EQ(store.loaded_keys[0], (std::vector<DeviceKey>{kDevC}));
+
+  clock.advance(seconds(270));  // 300 s after A was stored
+  ASSERT_TRUE(resolve({kDevA}).ok());
+  ASSERT_EQ(store.loaded_keys.size(), 2u);
+  EXPECT_EQ(store.loaded_keys[1], (std::vector<DeviceKey>{kDevA}));
+}
+
+TEST_F(LinkResolverTest, ExpiredEntryReflectsAChangedLink) {
+  ASSERT_TRUE(resolve({kDevA}).ok());
+  cache.down = true;
+  store.sets[kDevA] = pump_links("asset-a-relinked");
+  clock.advance(seconds(301));
+  auto r = resolve({kDevA});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->at(kDevA)->links.at(0).asset_id, "asset-a-relinked");
+}
+
+TEST(LinkMemory, CapacityIsNeverExceeded) {
+  LinkMemory memory{2, seconds(300), seconds(30)};
+  const Timestamp now = Timestamp::from_seconds(1769610600);
+  auto set = std::make_shared<const LinkSet>(pump_links("x"));
+  memory.put(kDevA, set, now);
+  memory.put(kDevB, set, now);
+  memory.put(kDevC, set, now);
+  EXPECT_EQ(memory.size(), 2u);
+  EXPECT_NE(memory.get(kDevC, now), nullptr);  // the newest entry is kept
+  // Replacing an existing key does not evict anything.
+  memory.put(kDevC, set, now);
+  EXPECT_EQ(memory.size(), 2u);
+}
+
+TEST(LinkMemory, EvictsExpiredEntriesFirst) {
+  LinkMemory memory{2, seconds(300), seconds(30)};
+  const Timestamp t0 = Timestamp::from_seconds(1769610600);
+  memory.put(kDevA, std::make_shared<const LinkSet>(pump_links("a")), t0);
+  memory.put(kDevB, std::make_shared<const LinkSet>(LinkSet{}), t0);  // expires at t0 + 30 s
+  const Timestamp later = Timestamp::from_seconds(1769610600 + 60);
+  memory.put(kDevC, std::make_shared<const LinkSet>(pump_links("c")), later);
+  EXPECT_EQ(memory.size(), 2u);
+  EXPECT_NE(memory.get(kDevA, later), nullptr);  // live entry kept, the expired one went
+  EXPECT_NE(memory.get(kDevC, later), nullptr);
+  EXPECT_EQ(memory.get(kDevB, later), nullptr);
+}
+
+TEST_F(LinkResolverTest, StoreFailureReturnsItsStatus) {
+  store.failures.fail_next(1, Status::unavailable("db_unavailable", "connection refused"));
+  auto r = resolve({kDevA});
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().unavailable());
+  EXPECT_EQ(r.status().type(), "db_unavailable");
+  EXPECT_EQ(r.status().message(), "connection refused");
+  EXPECT_EQ(memory.size(), 0u);  // nothing half-cached
+  EXPECT_EQ(cache.put_many_calls, 0);
+
+  auto again = resolve({kDevA});  // the store is back
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again->at(kDevA), pump_links("asset-a"));
+}
+
+TEST_F(LinkResolverTest, InvalidateDropsBothTiers) {
+  ASSERT_TRUE(resolve({kDevA, kDevB}).ok());
+  store.sets[kDevA] = pump_links("asset-a-relinked");
+
+  resolver.invalidate(std::vector<DeviceKey>{kDevA});
+  EXPECT_EQ(cache.invalidate_calls, 1);
+  EXPECT_EQ(cache.invalidated, (std::vector<DeviceKey>{kDevA}));
+  EXPECT_EQ(memory.size(), 1u);
+
+  auto r = resolve({kDevA, kDevB});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->at(kDevA)->links.at(0).asset_id, "asset-a-relinked");
+  EXPECT_EQ(r->at(kDevB)->links.at(0).asset_id, "asset-b");
+  EXPECT_EQ(store.loaded_keys.back(), (std::vector<DeviceKey>{kDevA}));
+}
+
+TEST_F(LinkResolverTest, ForgetAllDropsOnlyTheMemoryTier) {
+  ASSERT_TRUE(resolve({kDevA, kDevB}).ok());
+  resolver.forget_all();
+  EXPECT_EQ(memory.size(), 0u);
+  ASSERT_TRUE(resolve({kDevA, kDevB}).ok());
+  EXPECT_EQ(store.load_calls, 1);  // Redis still had them
+  EXPECT_EQ(cache.get_many_calls, 2);
+}
+
+}  // namespace
+}  // namespace atw

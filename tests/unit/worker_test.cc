@@ -1,0 +1,139 @@
+#include "pipeline/worker.h"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "support/fakes.h"
+
+namespace atw {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+const DeviceKey kDevice{"org-1", "device-1"};
+
+std::string message(int n) {
+  return fmt::format(R"({{"messageId":"m{}","deviceId":"device-1","organizationId":"org-1",)"
+                     R"("timestamp":"2026-01-28T14:30:00Z","metrics":{{"temperature":{}}}}})",
+                     n, 20 + n);
+}
+
+LinkSet links() {
+  DeviceLink l;
+  l.link_id = "link-1";
+  l.asset_id = "asset-1";
+  l.asset_type_id = "type-pump";
+  l.telemetry_schema = "null";
+  l.metrics_mapping = {{"device.temperature", "asset.motor_temperature"}};
+  return LinkSet{{l}};
+}
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  WorkerTest() { store.sets[kDevice] = links(); }
+
+  uint64_t run(const std::function<void()>& on_cycle = {}) {
+    return worker.run(
+        stop, [this](milliseconds d) { sleeps.push_back(d); }, on_cycle);
+  }
+
+  Journal journal;
+  FakeClock clock;
+  FakeSource source{&journal};
+  FakePublisher publisher;
+  FakeSink sink;
+  FakeLinkStore store;
+  WorkerMetrics metrics;
+  Logger log{LogLevel::kError};
+  LinkMemory memory{100, seconds(300), seconds(30)};
+  LinkResolver resolver{memory, nullptr, store, clock, metrics};
+  std::atomic<bool> stop{false};
+  std::vector<milliseconds> sleeps;
+  BatchProcessor processor{{source, resolver, sink, publisher, clock, metrics, log},
+                           ProcessorSettings{},
+                           stop,
+                           [](milliseconds) {}};
+  Worker worker{source, processor, clock, log, WorkerSettings{2, milliseconds(1), seconds(5)}};
+};
+
+TEST_F(WorkerTest, ProcessesQueuedMessagesInBatchesUntilStopped) {
+  for (int i = 1; i <= 5; ++i) source.push(message(i));
+  int cycles = 0;
+  const uint64_t handled = run([&] {
+    // Stop once the queue is empty; the loop must not spin on after that.
+    if (++cycles > 1 && source.queued() == 0) stop = true;
+  });
+
+  EXPECT_EQ(handled, 5u);
+  for (int i = 1; i <= 5; ++i) {
+    EXPECT_EQ(source.settlement(fmt::format("t{}", i)), "ack") << i;
+  }
+  EXPECT_EQ(sink.batch_sizes, (std::vector<size_t>{2, 2, 1}));  // batch_size 2
+  EXPECT_EQ(sink.processed.size(), 5u);
+  EXPECT_EQ(publisher.stored.size(), 5u);
+  EXPECT_EQ(sink.assets.at("asset-1").health_score, 100);
+  EXPECT_EQ(metrics.snapshot().messages_processed, 5u);
+}
+
+TEST_F(WorkerTest, StopsWhenTheFlagIsSetEvenWithNothingToDo) {
+  int cycles = 0;
+  const uint64_t handled = run([&] {
+    if (++cycles == 10) stop = true;
+  });
+  EXPECT_EQ(handled, 0u);
+  EXPECT_EQ(cycles, 10);
+  EXPECT_TRUE(source.intake_closed);
+  EXPECT_GE(source.flush_calls, 1);
+}
+
+TEST_F(WorkerTest, DrainsWhatWasAlreadyRequestedThenFlushes) {
+  for (int i = 1; i <= 5; ++i) source.push(message(i));
+  // Stop right after the first fetch: 3 messages are still ours to finish.
+  source.on_fetch = [&] { stop = true; };
+  const uint64_t handled = run();
+
+  EXPECT_EQ(handled, 5u);
+  EXPECT_TRUE(source.intake_closed);
+  EXPECT_EQ(source.settled_count("ack"), 5u);
+  EXPECT_EQ(sink.processed.size(), 5u);
+  // The acknowledgements are flushed after the last of them.
+  ASSERT_GE(source.flush_calls, 1);
+  EXPECT_GT(journal.last_index_of("flush"), journal.index_of("ack t5"));
+  EXPECT_EQ(journal.entries.back(), "flush");
+}
+
+TEST_F(WorkerTest, FetchFailureBacksOffAndRecovers) {
+  source.fetch_failures.fail_next(3, Status::unavailable("nats_unavailable", "not connected"));
+  source.push(message(1));
+  bool unhealthy_seen = false;
+  const uint64_t handled = run([&] {
+    if (!worker.healthy()) unhealthy_seen = true;
+    if (source.queued() == 0) stop = true;
+  });
+  EXPECT_EQ(handled, 1u);
+  EXPECT_EQ(source.settlement("t1"), "ack");
+  EXPECT_EQ(sleeps,
+            (std::vector<milliseconds>{milliseconds(100), milliseconds(200), milliseconds(400)}));
+  EXPECT_TRUE(unhealthy_seen);
+  EXPECT_TRUE(worker.healthy());
+}
+
+TEST_F(WorkerTest, FetchBackoffIsCapped) {
+  source.fetch_failures.fail_next(8, Status::unavailable("nats_unavailable", "not connected"));
+  run([&] {
+    if (source.fetch_failures.remaining() == 0) stop = true;
+  });
+  ASSERT_EQ(sleeps.size(), 8u);
+  EXPECT_EQ(sleeps[3], milliseconds(800));
+  EXPECT_EQ(sleeps[4], milliseconds(1600));
+  EXPECT_EQ(sleeps[5], milliseconds(2000));
+  EXPECT_EQ(sleeps.back(), milliseconds(2000));
+}
+
+}  // namespace
+}  // namespace atw
