@@ -90,9 +90,9 @@ class FakeSource final : public MessageSource {
     queue_.push_back(std::move(d));
     return queue_.back();
   }
-  Delivery& push(std::string payload, uint64_t delivery_count = 1) {
+  Delivery& push(std::string_view payload, uint64_t delivery_count = 1) {
     Delivery d;
-    d.payload = std::move(payload);
+    d.payload = std::string(payload);
     d.delivery_count = delivery_count;
     return push(std::move(d));
   }

@@ -12,6 +12,7 @@
 #include "domain/dead_letter.h"
 #include "domain/event.h"
 #include "support/fakes.h"
+#include "support/seed_example.h"
 
 namespace atw {
 namespace {
@@ -27,25 +28,7 @@ const Timestamp kAt1430 = Timestamp::from_seconds(1769610600);  // 2026-01-28T14
 const Timestamp kAt1400 = Timestamp::from_seconds(1769608800);  // 2026-01-28T14:00:00Z
 const DeviceKey kSeedDevice{"org-xyz-789", "device-abc-123"};
 
-// The seed's example message (seed step 2), verbatim.
-constexpr const char* kSeedMessage = R"({
-  "messageId": "uuid-12345",
-  "deviceId": "device-abc-123",
-  "organizationId": "org-xyz-789",
-  "timestamp": "2026-01-28T14:30:00Z",
-  "receivedAt": "2026-01-28T14:30:01.234Z",
-  "metrics": {
-    "temperature": 25.5,
-    "voltage": 12.3,
-    "current": 2.5,
-    "pressure": 101.3
-  },
-  "deviceMetadata": {
-    "deviceType": "RTU-4000",
-    "serialNumber": "SN-001",
-    "firmwareVersion": "2.3.1"
-  }
-})";
+using atw::testing::kSeedMessage;
 
 std::string message(const std::string& id, const std::string& metrics_json,
                     const std::string& timestamp = "2026-01-28T14:30:00Z",

@@ -6,28 +6,12 @@
 #include <string>
 #include <vector>
 
+#include "support/seed_example.h"
+
 namespace atw {
 namespace {
 
-// The seed's example message (step 2), verbatim.
-constexpr std::string_view kSeedMessage = R"({
-  "messageId": "uuid-12345",
-  "deviceId": "device-abc-123",
-  "organizationId": "org-xyz-789",
-  "timestamp": "2026-01-28T14:30:00Z",
-  "receivedAt": "2026-01-28T14:30:01.234Z",
-  "metrics": {
-    "temperature": 25.5,
-    "voltage": 12.3,
-    "current": 2.5,
-    "pressure": 101.3
-  },
-  "deviceMetadata": {
-    "deviceType": "RTU-4000",
-    "serialNumber": "SN-001",
-    "firmwareVersion": "2.3.1"
-  }
-})";
+using atw::testing::kSeedMessage;
 
 constexpr int64_t kSeedMicros = 1'769'610'600LL * 1'000'000;
 const Timestamp kNow{kSeedMicros + 1'234'000};  // the seed's receivedAt
