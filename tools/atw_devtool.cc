@@ -81,8 +81,8 @@ int main(int argc, char** argv) {
       return 1;
     }
     for (const auto& m : *msgs) {
-      nlohmann::json line = {{"seq", m.sequence}, {"subject", m.subject}, {"time", m.time}};
-      auto data = nlohmann::json::parse(m.data, nullptr, false);
+      nlohmann::ordered_json line = {{"seq", m.sequence}, {"subject", m.subject}, {"time", m.time}};
+      auto data = nlohmann::ordered_json::parse(m.data, nullptr, false);
       if (data.is_discarded())
         line["data"] = m.data;
       else

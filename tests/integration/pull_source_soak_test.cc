@@ -23,8 +23,9 @@ TEST(PullSourceSoak, EveryMessageOnceNoOverflowAndWaitsAreHonoured) {
   Scenario s;
   Logger log(LogLevel::kError);
   WorkerMetrics metrics;
-  ASSERT_TRUE(ensure_consumer(s.nats(), {s.input_stream(), s.durable(), s.input_subject(), 3,
-                                         std::chrono::seconds(30), 20000},
+  ASSERT_TRUE(ensure_consumer(s.nats(),
+                              {s.input_stream(), s.durable(), s.input_subject(), 3,
+                               std::chrono::seconds(30), 20000},
                               log)
                   .ok());
   PullSettings pull{s.input_stream(), s.durable(), 3, 1000ms, 2000ms};
@@ -48,9 +49,9 @@ TEST(PullSourceSoak, EveryMessageOnceNoOverflowAndWaitsAreHonoured) {
     std::vector<std::string> payloads;
     for (int i = from; i < to; ++i) payloads.push_back("{\"n\":" + std::to_string(i) + "}");
     for (size_t off = 0; off < payloads.size(); off += 1000) {
-      s.publish(std::vector<std::string>(payloads.begin() + static_cast<ptrdiff_t>(off),
-                                         payloads.begin() + static_cast<ptrdiff_t>(
-                                             std::min(off + 1000, payloads.size()))));
+      s.publish(std::vector<std::string>(
+          payloads.begin() + static_cast<ptrdiff_t>(off),
+          payloads.begin() + static_cast<ptrdiff_t>(std::min(off + 1000, payloads.size()))));
     }
   };
   publish_range(0, kBacklog);
@@ -88,8 +89,8 @@ TEST(PullSourceSoak, EveryMessageOnceNoOverflowAndWaitsAreHonoured) {
     // Now and then stall past the pull requests' life, with messages still arriving for them.
     if (fetches % 15 == 0 && pauses < 8) {
       ++pauses;
-      std::this_thread::sleep_for(std::chrono::milliseconds(
-          std::uniform_int_distribution<int>(1100, 2600)(rng)));
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::uniform_int_distribution<int>(1100, 2600)(rng)));
     }
   }
   ASSERT_TRUE(src.flush().ok());

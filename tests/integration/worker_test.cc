@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include "adapters/postgres/migrations.h"
 #include "adapters/redis/redis_link_cache.h"
 #include "support/servers.h"
 
@@ -262,6 +263,26 @@ TEST(WorkerEndToEnd, LinksAreCachedInRedisUnderTheTenantKey) {
   freeReplyObject(ttl);
   freeReplyObject(reply);
   redisFree(ctx);
+}
+
+}  // namespace
+}  // namespace atw::testing
+
+namespace atw::testing {
+namespace {
+
+TEST(Migrate, RunsTwiceAndKeepsData) {
+  Scenario s;
+  auto plant = s.load_example_plant();
+  for (int i = 0; i < 2; ++i) {
+    WorkerProcess migrate(s.worker_env(), {"migrate"});
+    EXPECT_EQ(migrate.stop(0, std::chrono::seconds(30)), 0) << "see " << migrate.log_path();
+  }
+  EXPECT_EQ(
+      s.sql().scalar("SELECT count(*)::text FROM entity_edges WHERE tenant_id = $1", {plant.org}),
+      "2");
+  EXPECT_EQ(s.sql().scalar("SELECT count(*)::text FROM asset_worker_migrations"),
+            std::to_string(embedded_migrations().size()));
 }
 
 }  // namespace
