@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
   ensure->add_option("--stream", stream_name)->required();
   ensure->add_option("--subject", subject)->required();
 
+  auto* remove = app.add_subcommand("delete-stream", "Delete a stream and its messages");
+  remove->add_option("--stream", stream_name)->required();
+
   auto* dump = app.add_subcommand("dump", "Print a stream's messages, one JSON object per line");
   uint64_t from = 1;
   size_t max = 1000000;
@@ -71,6 +74,15 @@ int main(int argc, char** argv) {
       return 1;
     }
     fmt::print("{}\n", *r);
+    return 0;
+  }
+
+  if (remove->parsed()) {
+    auto r = nc->api("$JS.API.STREAM.DELETE." + stream_name, "");
+    if (!r.ok()) {
+      fmt::print(stderr, "atw-devtool: {}\n", r.status().message());
+      return 1;
+    }
     return 0;
   }
 

@@ -15,8 +15,10 @@
 namespace atw {
 
 // Upper bounds, in seconds, of the processing-latency histogram.
-inline constexpr std::array<double, 14> kLatencyBuckets = {
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+// Fine enough between 10 and 250 ms for latency targets to be read off it.
+inline constexpr std::array<double, 21> kLatencyBuckets = {
+    0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075,
+    0.1,   0.15,   0.2,   0.25,   0.5,  1,     2.5,  5,    10,   30};
 inline constexpr std::array<double, 9> kBatchSizeBuckets = {1,   10,   50,   100, 250,
                                                             500, 1000, 2000, 5000};
 

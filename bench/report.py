@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Reads the pieces bench/run.sh wrote under PREFIX and prints the benchmark's table; writes
+PREFIX.md and PREFIX.png (gnuplot). Processing latency comes from the worker's own histogram
+(asset_worker_processing_duration_seconds), as the difference between the scrapes before and
+after the steady phase, interpolated within buckets as Prometheus' histogram_quantile does."""
+import json
+import re
+import subprocess
+import sys
+
+prefix, backlog, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+
+def load(name):
+    with open(f"{prefix}-{name}.json") as f:
+        return json.loads(f.read().strip().splitlines()[-1])
+
+
+def buckets(name):
+    out = {}
+    with open(f"{prefix}-metrics-{name}.txt") as f:
+        for line in f:
+            m = re.match(r'asset_worker_processing_duration_seconds_bucket\{le="([^"]+)"\} (\d+)', line)
+            if m:
+                out[float("inf") if m[1] == "+Inf" else float(m[1])] = int(m[2])
+    return out
+
+
+def histogram_quantile(q, cumulative):
+    bounds = sorted(cumulative)
+    total = cumulative[bounds[-1]]
+    if total == 0:
+        return float("nan")
+    rank = q * total
+    prev_bound, prev_count = 0.0, 0
+    for b in bounds:
+        c = cumulative[b]
+        if c >= rank:
+            if b == float("inf"):
+                return prev_bound
+            return prev_bound + (b - prev_bound) * (rank - prev_count) / max(c - prev_count, 1)
+        prev_bound, prev_count = b, c
+    return bounds[-1]
+
+
+before, after = buckets("before"), buckets("after")
+window = {b: after[b] - before.get(b, 0) for b in after}
+nonempty = [b for b in sorted(window) if window[b] > (window.get(max([x for x in window if x < b], default=None), 0) if any(x < b for x in window) else 0)]
+proc_max = nonempty[-1] if nonempty else float("nan")
+
+js, pg, drain = load("ceiling-js"), load("ceiling-pg"), load("drain")
+dproc, steady, sproc, check = load("drain-proc"), load("steady"), load("steady-proc"), load("check")
+p = {q: histogram_quantile(q, window) * 1000 for q in (0.5, 0.95, 0.99)}
+
+rows = [
+    ("drain rate (msg/s)", f"{drain['rate']:.0f}", ">= 10000", drain["rate"] >= 10000),
+    ("drain / PostgreSQL ceiling", f"{drain['rate'] / pg['rate']:.2f}", ">= 0.6", drain["rate"] / pg["rate"] >= 0.6),
+    ("drain / JetStream ceiling", f"{drain['rate'] / js['rate']:.2f}", "", None),
+    ("PostgreSQL ceiling (msg/s)", f"{pg['rate']:.0f}", "", None),
+    ("JetStream ceiling (msg/s)", f"{js['rate']:.0f}", "", None),
+    ("worker CPU seconds (drain)", f"{dproc['cpu_seconds']}", "", None),
+    ("worker CPU per message (us)", f"{1e6 * float(dproc['cpu_seconds']) / backlog:.1f}", "", None),
+    ("peak RSS (MB, drain)", f"{dproc['peak_rss_mb']}", "<= 100", float(dproc["peak_rss_mb"]) <= 100),
+    ("peak RSS (MB, steady)", f"{sproc['peak_rss_mb']}", "<= 100", float(sproc["peak_rss_mb"]) <= 100),
+    (f"processing p50 at {rate}/s (ms)", f"{p[0.5]:.1f}", "", None),
+    (f"processing p95 at {rate}/s (ms)", f"{p[0.95]:.1f}", "", None),
+    (f"processing p99 at {rate}/s (ms)", f"{p[0.99]:.1f}", "<= 100", p[0.99] <= 100),
+    (f"processing max at {rate}/s (ms)", f"<= {proc_max * 1000:.0f}", "", None),
+    (f"end-to-end p50 at {rate}/s (ms)", f"{steady['e2e_p50_ms']:.1f}", "", None),
+    (f"end-to-end p95 at {rate}/s (ms)", f"{steady['e2e_p95_ms']:.1f}", "", None),
+    (f"end-to-end p99 at {rate}/s (ms)", f"{steady['e2e_p99_ms']:.1f}", "", None),
+    (f"end-to-end max at {rate}/s (ms)", f"{steady['e2e_max_ms']:.1f}", "", None),
+    ("events received / expected (steady)", f"{steady['events']}/{steady['expected_events']}", "all", steady["events"] >= steady["expected_events"]),
+    ("redelivered during drain", f"{drain['redelivered']}", "0", drain["redelivered"] == 0),
+    ("duplicate history rows", f"{check['duplicate_rows']}", "0", check["duplicate_rows"] == 0),
+]
+
+
+def verdict(ok):
+    return "" if ok is None else ("ok" if ok else "MISSED")
+
+
+width = max(len(r[0]) for r in rows)
+print()
+print(f"{'figure':<{width}}  {'value':>12}  {'target':>8}  result")
+for name, value, target, ok in rows:
+    print(f"{name:<{width}}  {value:>12}  {target:>8}  {verdict(ok)}")
+
+with open(f"{prefix}.md", "w") as f:
+    f.write(f"# Benchmark {prefix.split('bench-')[-1]}\n\n")
+    f.write(f"Backlog {backlog} messages; steady load {rate} msg/s; 1,000 devices, 4 organizations, "
+            "2 assets each (7 history rows, 2 score updates, 2 events per message).\n\n")
+    f.write("| figure | value | target | result |\n|---|---|---|---|\n")
+    for name, value, target, ok in rows:
+        f.write(f"| {name} | {value} | {target} | {verdict(ok)} |\n")
+    f.write(f"\n![throughput and latency]({prefix.split('/')[-1]}.png)\n")
+
+plot = f"""
+set terminal pngcairo size 1200,500
+set output '{prefix}.png'
+set datafile separator ','
+set multiplot layout 1,2
+set title 'drain: acked messages/s'
+set xlabel 'seconds'
+set ylabel 'messages/s'
+plot '{prefix}-drain.csv' using 1:3 every ::1 with lines title 'rate'
+set title 'steady {rate}/s: end-to-end latency'
+set ylabel 'ms'
+plot '{prefix}-steady.csv' using 1:3 every ::1 with lines title 'p50', '' using 1:4 every ::1 with lines title 'p99'
+unset multiplot
+"""
+try:
+    subprocess.run(["gnuplot"], input=plot, text=True, check=True)
+    print(f"\nreport: {prefix}.md, {prefix}.png")
+except (OSError, subprocess.CalledProcessError) as e:
+    print(f"\nreport: {prefix}.md (no plot: {e})")

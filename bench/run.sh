@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The throughput benchmark (issue 3), one run on this machine:
+#   1. servers, a fresh database with the standard workload, a backlog of 200,000 messages;
+#   2. the ceilings: JetStream alone (fetch+ack the backlog), PostgreSQL alone (COPY the same
+#      rows into an identical table);
+#   3. one worker drains the backlog: rate, CPU seconds, peak RSS;
+#   4. a steady offered load (5,000 msg/s for 60 s): processing and end-to-end latency;
+#   5. one table on stdout, and reports/bench-<time>.{md,png} (git-ignored).
+# Durability is production's: fsync and synchronous_commit on, JetStream file storage.
+set -euo pipefail
+source "$(dirname "$0")/../scripts/servers.sh"
+BACKLOG="${BACKLOG:-200000}"
+RATE="${RATE:-5000}"
+STEADY_SECONDS="${STEADY_SECONDS:-60}"
+
+atw_install python3 gnuplot-nox
+atw_build Release
+atw_start_servers
+cd "$ATW_ROOT"
+mkdir -p reports
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out="reports/bench-$stamp"
+BENCH_DB="postgresql://postgres@127.0.0.1:${ATW_PG_PORT}/asset_bench"
+
+atw_log "fresh database asset_bench, standard workload"
+psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS asset_bench" -c "CREATE DATABASE asset_bench"
+DATABASE_URL="$BENCH_DB" build/asset-worker migrate >/dev/null
+psql "$BENCH_DB" -v ON_ERROR_STOP=1 -qf bench/workload.sql
+
+atw_log "fresh streams"
+build/atw-devtool delete-stream --stream BENCH_IN >/dev/null 2>&1 || true
+build/atw-devtool delete-stream --stream BENCH_OUT >/dev/null 2>&1 || true
+build/atw-devtool delete-stream --stream BENCH_DLQ >/dev/null 2>&1 || true
+build/atw-devtool ensure-stream --stream BENCH_IN --subject bench.telemetry.normalized.v1 >/dev/null
+build/atw-devtool ensure-stream --stream BENCH_OUT --subject bench.telemetry.asset.v1 >/dev/null
+build/atw-devtool ensure-stream --stream BENCH_DLQ --subject bench.telemetry.dlq >/dev/null
+
+atw_log "prefilling $BACKLOG messages"
+build/atw-bench --run "b$stamp" prefill --subject bench.telemetry.normalized.v1 --count "$BACKLOG" \
+  | tee "$out-prefill.json"
+
+atw_log "ceiling: JetStream alone (fetch and ack the backlog, no work)"
+build/atw-bench --run "b$stamp" ceiling-jetstream --stream BENCH_IN \
+  --subject bench.telemetry.normalized.v1 --count "$BACKLOG" | tee "$out-ceiling-js.json"
+
+atw_log "ceiling: PostgreSQL alone (COPY the same rows into an identical table)"
+DATABASE_URL="$BENCH_DB" build/atw-bench --run "c$stamp" ceiling-postgres --count "$BACKLOG" \
+  | tee "$out-ceiling-pg.json"
+psql "$BENCH_DB" -qc "TRUNCATE telemetry_history_ceiling"
+
+export INPUT_SUBJECT=bench.telemetry.normalized.v1 OUTPUT_SUBJECT=bench.telemetry.asset.v1 \
+  DLQ_SUBJECT=bench.telemetry.dlq NATS_DURABLE=bench-worker HTTP_ADDR=127.0.0.1:19090 \
+  WORKER_ID=bench LOG_LEVEL=warn
+
+proc_stats() {  # cpu seconds and peak RSS (MB) of a pid
+  local ticks hz
+  hz=$(getconf CLK_TCK)
+  ticks=$(awk '{print $14 + $15}' "/proc/$1/stat")
+  echo "$(echo "scale=2; $ticks / $hz" | bc) $(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status")"
+}
+
+atw_log "drain: one worker over the backlog"
+DATABASE_URL="$BENCH_DB" build/asset-worker run 2>"$out-worker-drain.log" &
+worker=$!
+build/atw-bench drain --stream BENCH_IN --durable bench-worker --count "$BACKLOG" \
+  --csv "$out-drain.csv" | tee "$out-drain.json"
+read -r cpu rss < <(proc_stats "$worker")
+echo "{\"cpu_seconds\":$cpu,\"peak_rss_mb\":$rss}" | tee "$out-drain-proc.json"
+kill -TERM "$worker"; wait "$worker" || true
+
+atw_log "steady: $RATE messages/s offered for $STEADY_SECONDS s"
+DATABASE_URL="$BENCH_DB" build/asset-worker run 2>"$out-worker-steady.log" &
+worker=$!
+for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:19090/readyz >/dev/null 2>&1 && break; sleep 0.1; done
+curl -fsS http://127.0.0.1:19090/metrics >"$out-metrics-before.txt"
+build/atw-bench --run "s$stamp" steady --subject bench.telemetry.normalized.v1 \
+  --events-subject bench.telemetry.asset.v1 --rate "$RATE" --seconds "$STEADY_SECONDS" \
+  --csv "$out-steady.csv" | tee "$out-steady.json"
+curl -fsS http://127.0.0.1:19090/metrics >"$out-metrics-after.txt"
+read -r cpu2 rss2 < <(proc_stats "$worker")
+echo "{\"cpu_seconds\":$cpu2,\"peak_rss_mb\":$rss2}" | tee "$out-steady-proc.json"
+kill -TERM "$worker"; wait "$worker" || true
+
+atw_log "correctness after the run"
+psql "$BENCH_DB" -tAc "SELECT json_build_object(
+  'history_rows', (SELECT count(*) FROM telemetry_history),
+  'processed_messages', (SELECT count(*) FROM processed_messages),
+  'duplicate_rows', (SELECT count(*) FROM (SELECT 1 FROM telemetry_history
+      GROUP BY entity_id, metric_key, \"timestamp\" HAVING count(*) > 1) d))" | tee "$out-check.json"
+
+python3 bench/report.py "$out" "$BACKLOG" "$RATE"

@@ -1,0 +1,35 @@
+-- The standard workload of the throughput benchmark: 1,000 devices across 4 organizations, each
+-- monitoring Pump A (primary, no port, the document's mapping, an asset type with
+-- power_consumption = power_input * power_current) and Pump B (secondary, port 1, temperature
+-- mapped to motor_temperature, an asset type with no telemetry schema).
+
+INSERT INTO asset_types (id, name, telemetry_schema) VALUES
+  ('bench-type-pump', 'Pump',
+   '{"derived_metrics": [{"name": "power_consumption", "formula": "power_input * power_current", "unit": "watts"}]}'),
+  ('bench-type-basic', 'Pump (no schema)', NULL)
+ON CONFLICT (id) DO NOTHING;
+
+INSERT INTO assets (id, tenant_id, name, asset_type_id)
+SELECT 'bench-a-' || d, 'bench-org-' || (d % 4 + 1), 'Pump A ' || d, 'bench-type-pump'
+FROM generate_series(1, 1000) AS d
+UNION ALL
+SELECT 'bench-b-' || d, 'bench-org-' || (d % 4 + 1), 'Pump B ' || d, 'bench-type-basic'
+FROM generate_series(1, 1000) AS d
+ON CONFLICT (id) DO NOTHING;
+
+INSERT INTO entity_edges (id, tenant_id, source_entity_id, source_entity_type, target_entity_id,
+                          target_entity_type, relationship_type, metadata)
+SELECT 'bench-link-a-' || d, 'bench-org-' || (d % 4 + 1), 'bench-dev-' || d, 'Device',
+       'bench-a-' || d, 'Asset', 'MONITORED_BY',
+       '{"role": "primary", "metrics_mapping": {"device.voltage": "asset.power_input", "device.current": "asset.power_current", "device.temperature": "asset.motor_temperature"}}'::jsonb
+FROM generate_series(1, 1000) AS d
+UNION ALL
+SELECT 'bench-link-b-' || d, 'bench-org-' || (d % 4 + 1), 'bench-dev-' || d, 'Device',
+       'bench-b-' || d, 'Asset', 'MONITORED_BY',
+       '{"port": 1, "role": "secondary", "metrics_mapping": {"device.temperature": "asset.motor_temperature"}}'::jsonb
+FROM generate_series(1, 1000) AS d
+ON CONFLICT (id) DO NOTHING;
+
+-- The PostgreSQL ceiling writes the same rows into an identical table.
+DROP TABLE IF EXISTS telemetry_history_ceiling;
+CREATE TABLE telemetry_history_ceiling (LIKE telemetry_history INCLUDING ALL);
