@@ -11,5 +11,3 @@ CREATE TABLE IF NOT EXISTS processed_messages (
   processed_at    timestamptz NOT NULL DEFAULT now(),
   previous_scores jsonb NOT NULL  -- {"assetId": score or null, ...}
 );
-CREATE INDEX IF NOT EXISTS processed_messages_processed_at_idx
-  ON processed_messages (processed_at);

@@ -78,9 +78,12 @@ atw_start_postgres() {
   fi
   if ! runuser -u postgres -- "$ATW_PG_BIN/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
     atw_log "starting PostgreSQL on 127.0.0.1:$ATW_PG_PORT"
-    # Durable settings as in production (fsync and synchronous_commit stay on).
+    # Durable settings as in production (fsync and synchronous_commit stay on); memory and WAL
+    # sized for a write-heavy service rather than PostgreSQL's tiny defaults.
     runuser -u postgres -- "$ATW_PG_BIN/pg_ctl" -D "$dir" -w -t 60 -l "$dir/server.log" \
-      -o "-p $ATW_PG_PORT -c listen_addresses=127.0.0.1 -k /tmp -c max_connections=200" start \
+      -o "-p $ATW_PG_PORT -c listen_addresses=127.0.0.1 -k /tmp -c max_connections=200 \
+          -c shared_buffers=512MB -c wal_buffers=32MB -c max_wal_size=4GB \
+          -c checkpoint_timeout=15min -c checkpoint_completion_target=0.9" start \
       >/dev/null
   fi
   psql -h 127.0.0.1 -p "$ATW_PG_PORT" -U postgres -tAc \

@@ -97,7 +97,8 @@ struct ConsumerProgress {
   uint64_t redelivered = 0;
 };
 
-ConsumerProgress progress(NatsConnection& nc, const std::string& stream, const std::string& durable) {
+ConsumerProgress progress(NatsConnection& nc, const std::string& stream,
+                          const std::string& durable) {
   auto r = nc.api(fmt::format("$JS.API.CONSUMER.INFO.{}.{}", stream, durable), "");
   if (!r.ok()) return {};
   auto j = nlohmann::json::parse(*r);
@@ -167,13 +168,16 @@ int main(int argc, char** argv) {
       for (uint64_t n = off; n < std::min(count, off + batch_size); ++n) {
         const int d = static_cast<int>(n % kDevices) + 1;
         const double t = 20.0 + static_cast<double>((n * 7) % 700) / 10.0;
-        MessageResult r{fmt::format("{}-{}", run, n), fmt::format("bench-dev-{}", d),
+        MessageResult r{fmt::format("{}-{}", run, n),
+                        fmt::format("bench-dev-{}", d),
                         fmt::format("bench-org-{}", d % 4 + 1),
                         Timestamp{base + static_cast<int64_t>(n) * 1000},
                         {}};
         r.assets.push_back({fmt::format("bench-a-{}", d),
-                            MetricSet{{"power_input", 12.0}, {"power_current", 2.5},
-                                      {"motor_temperature", t}, {"power_consumption", 30.0}},
+                            MetricSet{{"power_input", 12.0},
+                                      {"power_current", 2.5},
+                                      {"motor_temperature", t},
+                                      {"power_consumption", 30.0}},
                             100});
         r.assets.push_back({fmt::format("bench-b-{}", d),
                             MetricSet{{"motor_temperature", t}, {"temp", t - 1.5}, {"flow", 3.0}},
@@ -181,8 +185,8 @@ int main(int argc, char** argv) {
         results.push_back(std::move(r));
       }
       buffer.clear();
-      encode_history_copy(results, std::vector<bool>(results.size(), true),
-                          Timestamp{now_micros()}, buffer);
+      encode_history_copy(results, std::vector<bool>(results.size(), true), Timestamp{now_micros()},
+                          buffer);
       auto begin = db.exec("bench", "BEGIN");
       if (!begin.ok()) die(begin.status());
       Status st = db.copy_in("bench",

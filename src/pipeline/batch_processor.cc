@@ -10,6 +10,13 @@
 
 namespace atw {
 
+void StageTimer::lap(const char* stage) {
+  const auto now = std::chrono::steady_clock::now();
+  summary_ += fmt::format("{}{}={:.1f}", summary_.empty() ? "" : " ", stage,
+                          std::chrono::duration<double, std::milli>(now - last_).count());
+  last_ = now;
+}
+
 BatchProcessor::BatchProcessor(Dependencies deps, ProcessorSettings settings,
                                const std::atomic<bool>& stopping, Sleeper sleep)
     : d_(deps),
@@ -27,14 +34,23 @@ BatchProcessor::BatchProcessor(Dependencies deps, ProcessorSettings settings,
 
 void BatchProcessor::process(std::vector<Delivery>& batch, Timestamp fetched_at) {
   if (batch.empty()) return;
-  d_.metrics.observe_batch(batch.size());
+  finish(start(batch, fetched_at));
+}
+
+std::unique_ptr<BatchProcessor::InFlight> BatchProcessor::start(std::vector<Delivery> batch,
+                                                                Timestamp fetched_at) {
+  auto f = std::make_unique<InFlight>();
+  f->deliveries = std::move(batch);
+  f->fetched_at = fetched_at;
+  if (f->deliveries.empty()) return f;
+  d_.metrics.observe_batch(f->deliveries.size());
   const Timestamp now = d_.clock.now();
+  std::vector<Item>& items = f->items;
 
   // 1. Validate (SPEC D3). Invalid messages are permanent: dead-lettered at their first delivery.
-  std::vector<Item> items;
-  items.reserve(batch.size());
+  items.reserve(f->deliveries.size());
   uint64_t skipped_metrics = 0;
-  for (Delivery& delivery : batch) {
+  for (Delivery& delivery : f->deliveries) {
     Item item{&delivery, std::nullopt, Fate::kPending, Status(), -1, 0, 0};
     auto parsed = parse_telemetry(delivery.payload, now, settings_.limits);
     if (parsed.ok()) {
@@ -47,8 +63,9 @@ void BatchProcessor::process(std::vector<Delivery>& batch, Timestamp fetched_at)
     }
     items.push_back(std::move(item));
   }
-  in_hand_ = &items;
-  last_keepalive_ = fetched_at;
+  in_hand_.push_back(f.get());
+  if (in_hand_.size() == 1) last_keepalive_ = fetched_at;
+  f->timer.lap("parse");
 
   // 2. Resolve the links of every distinct device of the batch, one round trip per tier.
   std::vector<Item*> valid;
@@ -71,9 +88,9 @@ void BatchProcessor::process(std::vector<Delivery>& batch, Timestamp fetched_at)
       valid.clear();
     }
   }
+  f->timer.lap("resolve");
 
   // 3. Transform each message for each linked asset.
-  std::vector<MessageResult> results;
   TransformCounts counts;
   uint64_t no_links = 0;
   for (Item* item : valid) {
@@ -86,26 +103,41 @@ void BatchProcessor::process(std::vector<Delivery>& batch, Timestamp fetched_at)
       item->fate = Fate::kAck;
       continue;
     }
-    item->result = static_cast<int>(results.size());
-    results.push_back(MessageResult{m.message_id, m.device_id, m.organization_id, m.timestamp,
-                                    std::move(assets)});
+    item->result = static_cast<int>(f->results.size());
+    f->results.push_back(MessageResult{m.message_id, m.device_id, m.organization_id, m.timestamp,
+                                       std::move(assets)});
   }
   d_.metrics.add_no_links(no_links);
   d_.metrics.add_transform_counts(counts.assets_skipped_no_metrics, skipped_metrics,
                                   static_cast<uint64_t>(counts.derivation.missing_variable),
                                   static_cast<uint64_t>(counts.derivation.non_finite));
+  f->timer.lap("transform");
 
-  // 4. Write every row and score of the batch in one transaction; 5. publish the events.
-  std::vector<WriteOutcome> outcomes(results.size());
-  if (!results.empty()) {
-    write_results(items, results, outcomes);
-    publish_events(items, results, outcomes);
+  // 4. Write every row and score of the batch in one transaction; 5. send the events, and let
+  // the stream store them while the caller goes on (finish() waits for the PubAcks).
+  f->outcomes.resize(f->results.size());
+  if (!f->results.empty()) {
+    write_results(items, f->results, f->outcomes);
+    f->timer.lap("write");
+    send_events(*f);
+    f->timer.lap("send");
   }
+  return f;
+}
 
+void BatchProcessor::finish(std::unique_ptr<InFlight> f) {
+  if (f->deliveries.empty()) return;
+  await_events(*f);
+  f->timer.lap("await");
   // 6. Dead letters, then 7. acknowledge.
-  dead_letter(items);
-  settle(items, fetched_at);
-  in_hand_ = nullptr;
+  dead_letter(f->items);
+  settle(f->items, f->fetched_at);
+  f->timer.lap("settle");
+  if (d_.log.enabled(LogLevel::kDebug)) {
+    d_.log.debug("batch done", {{"messages", static_cast<uint64_t>(f->deliveries.size())},
+                                {"stages", f->timer.summary()}});
+  }
+  std::erase(in_hand_, f.get());
 }
 
 Status BatchProcessor::with_retries(const char* stage, size_t messages,
@@ -145,8 +177,9 @@ Status BatchProcessor::with_retries(const char* stage, size_t messages,
 }
 
 void BatchProcessor::keep_alive() {
-  if (in_hand_ == nullptr) return;
-  for (const Item& item : *in_hand_) (void)d_.source.in_progress(*item.delivery);
+  for (const InFlight* f : in_hand_) {
+    for (const Item& item : f->items) (void)d_.source.in_progress(*item.delivery);
+  }
   (void)d_.source.flush();
 }
 
@@ -193,20 +226,15 @@ void BatchProcessor::write_range(const std::vector<Item*>& owners,
   for (Item* item : in_hand) fail_retry(*item, st);
 }
 
-void BatchProcessor::publish_events(std::vector<Item>& items,
-                                    const std::vector<MessageResult>& results,
-                                    const std::vector<WriteOutcome>& outcomes) {
+void BatchProcessor::send_events(InFlight& f) {
   const Timestamp processed_at = d_.clock.now();
-  std::vector<OutboundMessage> events;
-  std::vector<Item*> owner_of;  // per event
-  std::vector<Item*> in_hand;
   uint64_t duplicates = 0;
-  for (auto& item : items) {
+  for (auto& item : f.items) {
     if (item.result < 0 || item.fate != Fate::kPending) continue;
-    const MessageResult& r = results[static_cast<size_t>(item.result)];
-    const WriteOutcome& o = outcomes[static_cast<size_t>(item.result)];
+    const MessageResult& r = f.results[static_cast<size_t>(item.result)];
+    const WriteOutcome& o = f.outcomes[static_cast<size_t>(item.result)];
     if (o.duplicate) ++duplicates;
-    in_hand.push_back(&item);
+    f.publishing.push_back(&item);
     for (size_t j = 0; j < r.assets.size(); ++j) {
       const AssetResult& a = r.assets[j];
       AssetEvent ev{asset_event_id(r.message_id, a.asset_id),
@@ -219,29 +247,40 @@ void BatchProcessor::publish_events(std::vector<Item>& items,
                     j < o.previous_scores.size() ? o.previous_scores[j] : std::nullopt,
                     processed_at};
       std::string payload = to_json(ev);
-      events.push_back(
+      f.events.push_back(
           OutboundMessage{settings_.event_subject, std::move(ev.message_id), std::move(payload)});
-      owner_of.push_back(&item);
+      f.event_owner.push_back(&item);
     }
   }
   d_.metrics.add_duplicates(duplicates);
+  if (!f.events.empty()) f.acks = d_.publisher.publish_async(f.events);
+}
 
-  // Republishing an event that did reach the stream is harmless (same Nats-Msg-Id), so each
-  // retry sends only what has not been acknowledged yet.
-  std::vector<size_t> todo(events.size());
+void BatchProcessor::await_events(InFlight& f) {
+  if (f.events.empty()) return;
+  // The first answer is the PubAcks of send_events; a retry republishes only what has not been
+  // acknowledged (harmless for what was: same Nats-Msg-Id).
+  std::vector<size_t> todo(f.events.size());
   for (size_t i = 0; i < todo.size(); ++i) todo[i] = i;
-  const Status st = with_retries("publish", in_hand.size(), [&] {
-    std::vector<OutboundMessage> subset;
-    subset.reserve(todo.size());
-    for (size_t i : todo) subset.push_back(events[i]);
-    const auto statuses = d_.publisher.publish(subset);
+  bool first = true;
+  const Status st = with_retries("publish", f.publishing.size(), [&] {
+    std::vector<Status> statuses;
+    if (first && f.acks) {
+      statuses = f.acks();
+    } else {
+      std::vector<OutboundMessage> subset;
+      subset.reserve(todo.size());
+      for (size_t i : todo) subset.push_back(f.events[i]);
+      statuses = d_.publisher.publish(subset);
+    }
+    first = false;
     std::vector<size_t> failed;
     Status first_failure;
     for (size_t k = 0; k < todo.size(); ++k) {
       const Status& s =
           k < statuses.size() ? statuses[k] : Status::unavailable("publish_failed", "no answer");
       if (s.ok()) continue;
-      Item* owner = owner_of[todo[k]];
+      Item* owner = f.event_owner[todo[k]];
       if (s.permanent()) {
         owner->fate = Fate::kDeadLetter;
         owner->error = s;
@@ -255,15 +294,15 @@ void BatchProcessor::publish_events(std::vector<Item>& items,
   });
   if (!st.ok()) {
     for (size_t i : todo) {
-      if (owner_of[i]->fate == Fate::kPending) fail_retry(*owner_of[i], st);
+      if (f.event_owner[i]->fate == Fate::kPending) fail_retry(*f.event_owner[i], st);
     }
   }
-  for (Item* item : in_hand) {
+  for (Item* item : f.publishing) {
     if (item->fate != Fate::kPending) continue;
     item->fate = Fate::kAck;
-    const MessageResult& r = results[static_cast<size_t>(item->result)];
+    const MessageResult& r = f.results[static_cast<size_t>(item->result)];
     item->events = r.assets.size();
-    if (!outcomes[static_cast<size_t>(item->result)].duplicate) {
+    if (!f.outcomes[static_cast<size_t>(item->result)].duplicate) {
       for (const auto& a : r.assets) item->rows += a.metrics.size();
     }
   }

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -53,7 +54,17 @@ class BatchProcessor {
   BatchProcessor(Dependencies deps, ProcessorSettings settings, const std::atomic<bool>& stopping,
                  Sleeper sleep);
 
-  // Processes the batch to completion (see above). `fetched_at` starts the latency clock.
+  // A batch between its two halves: written, its events sent, their PubAcks not awaited yet.
+  struct InFlight;
+
+  // The first half: validate, resolve, transform, write, and send the events without waiting
+  // for the stream. `fetched_at` starts the latency clock.
+  std::unique_ptr<InFlight> start(std::vector<Delivery> batch, Timestamp fetched_at);
+  // The second half: await the PubAcks (retrying what failed), dead-letter, ack. Batches are
+  // finished in the order they were started. Between start and finish of one batch, the worker
+  // starts the next, so the stream stores one batch's events while the database writes the next.
+  void finish(std::unique_ptr<InFlight> batch);
+  // Both halves at once (see above).
   void process(std::vector<Delivery>& batch, Timestamp fetched_at);
 
   // False while the last batch is waiting for a server to come back.
@@ -78,8 +89,8 @@ class BatchProcessor {
   void write_range(const std::vector<Item*>& owners, const std::vector<MessageResult>& results,
                    std::vector<WriteOutcome>& outcomes, size_t begin, size_t end,
                    Timestamp received_at);
-  void publish_events(std::vector<Item>& items, const std::vector<MessageResult>& results,
-                      const std::vector<WriteOutcome>& outcomes);
+  void send_events(InFlight& f);
+  void await_events(InFlight& f);
   void dead_letter(std::vector<Item>& items);
   void settle(std::vector<Item>& items, Timestamp fetched_at);
   void fail_retry(Item& item, const Status& error);
@@ -89,11 +100,35 @@ class BatchProcessor {
   const std::atomic<bool>& stopping_;
   Sleeper sleep_;
   AssetTypeRegistry types_;
-  // The batch in process(): every delivery in it waits for the slowest stage, so every one is
-  // kept alive while a stage waits for a server, whatever its own fate.
-  std::vector<Item>* in_hand_ = nullptr;
-  Timestamp last_keepalive_;  // when the batch was fetched, or last kept alive
+  // The batches between start and finish: every delivery in them waits for the slowest stage,
+  // so every one is kept alive while a stage waits for a server, whatever its own fate.
+  std::vector<InFlight*> in_hand_;
+  Timestamp last_keepalive_;  // when the oldest batch was fetched, or last kept alive
   std::atomic<bool> healthy_{true};
+};
+
+// Where a batch's time goes, for debug logs: "parse=0.4 resolve=0.1 ..." in milliseconds.
+class StageTimer {
+ public:
+  void lap(const char* stage);
+  const std::string& summary() const { return summary_; }
+
+ private:
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+  std::string summary_;
+};
+
+struct BatchProcessor::InFlight {
+  std::vector<Delivery> deliveries;
+  std::vector<Item> items;  // one per delivery; items point into `deliveries`
+  std::vector<MessageResult> results;
+  std::vector<WriteOutcome> outcomes;
+  std::vector<OutboundMessage> events;
+  std::vector<Item*> event_owner;  // per event
+  std::vector<Item*> publishing;   // items whose events were sent
+  Publisher::PendingAcks acks;
+  Timestamp fetched_at;
+  StageTimer timer;
 };
 
 }  // namespace atw

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -68,8 +69,16 @@ struct OutboundMessage {
 // one to one; a duplicate that the stream dropped counts as published.
 class Publisher {
  public:
+  // The answer to a publish_async: call it once to wait for the PubAcks.
+  using PendingAcks = std::function<std::vector<Status>()>;
+
   virtual ~Publisher() = default;
   virtual std::vector<Status> publish(std::span<const OutboundMessage> messages) = 0;
+  // Sends now and waits later, so the caller can work while the stream stores the messages.
+  // Several may be outstanding; each is waited for once. The default waits at once.
+  virtual PendingAcks publish_async(std::span<const OutboundMessage> messages) {
+    return [statuses = publish(messages)] { return statuses; };
+  }
 };
 
 // A tier of the link cache (Redis). Failures are never errors to the caller: a tier that cannot

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 
 namespace atw {
 
@@ -9,7 +10,12 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
                      const std::function<void()>& on_cycle) {
   uint64_t handled = 0;
   milliseconds backoff{100};
-  auto handle = [&](std::vector<Delivery>& batch) {
+  // The batch whose events the stream is storing while the next one is fetched and written.
+  std::unique_ptr<BatchProcessor::InFlight> pending;
+  auto finish_pending = [&] {
+    if (pending) processor_.finish(std::move(pending));
+  };
+  auto start = [&](std::vector<Delivery> batch) {
     const Timestamp fetched_at = clock_.now();
     if (log_.enabled(LogLevel::kDebug)) {
       log_.debug("batch fetched",
@@ -17,14 +23,26 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
                   {"firstSequence", batch.front().stream_sequence},
                   {"waitedMs", (fetched_at.micros - batch.front().published_at.micros) / 1000}});
     }
-    processor_.process(batch, fetched_at);
     handled += batch.size();
+    return processor_.start(std::move(batch), fetched_at);
   };
 
   while (!stop.load()) {
     if (on_cycle) on_cycle();
-    auto batch = source_.fetch(settings_.batch_size, settings_.fetch_wait);
+    // With a batch pending, only a full batch already waiting is worth starting before it is
+    // finished (a backlog: overlap the two); otherwise finish it first, so a quiet stream does
+    // not hold its acks back for the length of a fetch.
+    auto batch =
+        source_.fetch(settings_.batch_size, pending ? milliseconds{1} : settings_.fetch_wait);
+    if (batch.ok() && pending && batch->size() < settings_.batch_size) {
+      finish_pending();
+      auto more = source_.fetch(settings_.batch_size - batch->size(), settings_.fetch_wait);
+      if (more.ok()) {
+        std::move(more->begin(), more->end(), std::back_inserter(*batch));
+      }
+    }
     if (!batch.ok()) {
+      finish_pending();
       if (fetch_ok_.exchange(false)) {
         log_.warn("fetch failed",
                   {{"errorType", batch.status().type()}, {"error", batch.status().message()}});
@@ -35,8 +53,12 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
     }
     if (!fetch_ok_.exchange(true)) log_.info("fetching again");
     backoff = milliseconds{100};
-    if (!batch->empty()) handle(*batch);
+    if (batch->empty()) continue;
+    auto next = start(std::move(batch).value());
+    finish_pending();
+    pending = std::move(next);
   }
+  finish_pending();
 
   // Drain (SPEC D17): what the server already sent us is ours to finish, so it is processed
   // and acked rather than left to time out and be redelivered elsewhere.
@@ -45,7 +67,7 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
   while (!source_.drained() && std::chrono::steady_clock::now() < deadline) {
     auto batch = source_.fetch(settings_.batch_size, settings_.fetch_wait);
     if (!batch.ok()) break;
-    if (!batch->empty()) handle(*batch);
+    if (!batch->empty()) processor_.finish(start(std::move(batch).value()));
   }
   (void)source_.flush();
   return handled;

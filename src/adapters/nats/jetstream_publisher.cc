@@ -49,57 +49,90 @@ JetStreamPublisher::~JetStreamPublisher() {
 }
 
 std::vector<Status> JetStreamPublisher::publish(std::span<const OutboundMessage> messages) {
-  std::vector<Status> out(messages.size(),
-                          Status::unavailable("publish_timeout", "no PubAck in time"));
-  if (messages.empty()) return out;
-  if (!nc_.connected()) {
-    std::fill(out.begin(), out.end(), Status::unavailable("nats_unavailable", "not connected"));
-    return out;
-  }
-  // Reply ids of this call are first_id .. first_id + n - 1; a late PubAck of an earlier call
-  // falls outside and is ignored.
-  const uint64_t first_id = next_id_;
+  auto ticket = send(messages);
+  return collect(*ticket);
+}
+
+Publisher::PendingAcks JetStreamPublisher::publish_async(
+    std::span<const OutboundMessage> messages) {
+  auto ticket = send(messages);
+  return [this, ticket] { return collect(*ticket); };
+}
+
+std::shared_ptr<JetStreamPublisher::Ticket> JetStreamPublisher::send(
+    std::span<const OutboundMessage> messages) {
+  auto t = std::make_shared<Ticket>();
+  t->first_id = next_id_;
   next_id_ += messages.size();
-  size_t waiting = 0;
+  t->statuses.assign(messages.size(), Status::unavailable("publish_timeout", "no PubAck in time"));
+  t->answered.assign(messages.size(), false);
+  t->deadline = SteadyClock::now() + ack_timeout_;
+  if (messages.empty()) return t;
+  if (!nc_.connected()) {
+    std::fill(t->statuses.begin(), t->statuses.end(),
+              Status::unavailable("nats_unavailable", "not connected"));
+    std::fill(t->answered.begin(), t->answered.end(), true);
+    return t;
+  }
   for (size_t i = 0; i < messages.size(); ++i) {
     const auto& m = messages[i];
-    const std::string reply = fmt::format("{}.{}", inbox_, first_id + i);
+    const std::string reply = fmt::format("{}.{}", inbox_, t->first_id + i);
     natsMsg* raw = nullptr;
     natsStatus s = natsMsg_Create(&raw, m.subject.c_str(), reply.c_str(), m.payload.data(),
                                   static_cast<int>(m.payload.size()));
     std::unique_ptr<natsMsg, MsgDeleter> msg(raw);
-    if (s == NATS_OK && !m.msg_id.empty())
+    if (s == NATS_OK && !m.msg_id.empty()) {
       s = natsMsgHeader_Set(raw, "Nats-Msg-Id", m.msg_id.c_str());
+    }
     if (s == NATS_OK) s = natsConnection_PublishMsg(nc_.raw(), raw);
     if (s == NATS_OK) {
-      ++waiting;
-      out[i] = Status::unavailable("publish_timeout", "no PubAck in time");
-    } else if (s == NATS_MAX_PAYLOAD) {
-      out[i] = Status::permanent(
-          "publish_too_large",
-          fmt::format("{} bytes exceed the server's max_payload", m.payload.size()));
-    } else {
-      out[i] = Status::unavailable("nats_unavailable", natsStatus_GetText(s));
+      ++t->waiting;
+      continue;
     }
+    t->answered[i] = true;
+    t->statuses[i] = s == NATS_MAX_PAYLOAD
+                         ? Status::permanent("publish_too_large",
+                                             fmt::format("{} bytes exceed the server's max_payload",
+                                                         m.payload.size()))
+                         : Status::unavailable("nats_unavailable", natsStatus_GetText(s));
   }
-  std::vector<bool> answered(messages.size(), false);
-  const auto deadline = SteadyClock::now() + ack_timeout_;
-  while (waiting > 0) {
+  outstanding_.emplace(t->first_id, t);
+  return t;
+}
+
+void JetStreamPublisher::deliver(uint64_t id, Status status) {
+  // The ticket whose range holds `id`: the last one starting at or before it.
+  auto it = outstanding_.upper_bound(id);
+  if (it == outstanding_.begin()) return;
+  --it;
+  auto t = it->second.lock();
+  if (!t || id - t->first_id >= t->statuses.size()) return;  // abandoned, or a stale id
+  const size_t i = id - t->first_id;
+  if (t->answered[i]) return;
+  t->answered[i] = true;
+  t->statuses[i] = std::move(status);
+  --t->waiting;
+}
+
+std::vector<Status> JetStreamPublisher::collect(Ticket& t) {
+  while (t.waiting > 0) {
     const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now())
+        std::chrono::duration_cast<std::chrono::milliseconds>(t.deadline - SteadyClock::now())
             .count();
     if (left <= 0) break;
     natsMsg* raw = nullptr;
     const natsStatus s = natsSubscription_NextMsg(&raw, sub_, std::max<int64_t>(left, 1));
     if (s == NATS_TIMEOUT) break;
     if (s == NATS_NO_RESPONDERS) {
-      // No stream captures the subject. The message that said so cannot be told apart, and
-      // every other one of this call will say the same: fail what is still waiting.
-      for (size_t i = 0; i < messages.size(); ++i) {
-        if (!answered[i] && out[i].type() == "publish_timeout") {
-          out[i] = Status::unavailable("publish_failed", "no stream for " + messages[i].subject);
+      // No stream captures a subject. The message that said so cannot be told apart: fail
+      // what this ticket still waits for (its messages all went to the same few subjects).
+      for (size_t i = 0; i < t.statuses.size(); ++i) {
+        if (!t.answered[i]) {
+          t.answered[i] = true;
+          t.statuses[i] = Status::unavailable("publish_failed", "no stream for the subject");
         }
       }
+      t.waiting = 0;
       break;
     }
     if (s != NATS_OK) break;
@@ -109,19 +142,17 @@ std::vector<Status> JetStreamPublisher::publish(std::span<const OutboundMessage>
     if (subject.size() <= inbox_.size() + 1) continue;
     const std::string_view tail = subject.substr(inbox_.size() + 1);
     if (std::from_chars(tail.data(), tail.data() + tail.size(), id).ec != std::errc()) continue;
-    if (id < first_id || id >= first_id + messages.size()) continue;
-    const size_t i = id - first_id;
-    if (answered[i]) continue;
-    answered[i] = true;
-    --waiting;
     if (natsMsg_IsNoResponders(raw)) {
-      out[i] = Status::unavailable("publish_failed", "no stream for " + messages[i].subject);
+      deliver(id, Status::unavailable("publish_failed", "no stream for the subject"));
       continue;
     }
-    out[i] = parse_pub_ack(
-        std::string_view(natsMsg_GetData(raw), static_cast<size_t>(natsMsg_GetDataLength(raw))));
+    deliver(id, parse_pub_ack(std::string_view(natsMsg_GetData(raw),
+                                               static_cast<size_t>(natsMsg_GetDataLength(raw)))));
   }
-  return out;
+  outstanding_.erase(t.first_id);
+  // Forget tickets nobody holds any more.
+  std::erase_if(outstanding_, [](const auto& kv) { return kv.second.expired(); });
+  return t.statuses;
 }
 
 }  // namespace atw

@@ -6,6 +6,7 @@
 // Not thread-safe: one instance per thread.
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -21,8 +22,22 @@ class JetStreamPublisher final : public Publisher {
   ~JetStreamPublisher() override;
 
   std::vector<Status> publish(std::span<const OutboundMessage> messages) override;
+  PendingAcks publish_async(std::span<const OutboundMessage> messages) override;
 
  private:
+  // One publish_async: reply ids [first_id, first_id + statuses.size()).
+  struct Ticket {
+    uint64_t first_id = 0;
+    std::vector<Status> statuses;  // filled in as PubAcks arrive
+    std::vector<bool> answered;
+    size_t waiting = 0;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  std::shared_ptr<Ticket> send(std::span<const OutboundMessage> messages);
+  std::vector<Status> collect(Ticket& ticket);
+  // Records a PubAck for whichever outstanding ticket it answers.
+  void deliver(uint64_t id, Status status);
+
   JetStreamPublisher(NatsConnection& nc, std::chrono::milliseconds ack_timeout)
       : nc_(nc), ack_timeout_(ack_timeout) {}
 
@@ -31,6 +46,7 @@ class JetStreamPublisher final : public Publisher {
   natsSubscription* sub_ = nullptr;
   std::string inbox_;
   uint64_t next_id_ = 0;
+  std::map<uint64_t, std::weak_ptr<Ticket>> outstanding_;  // by first_id
 };
 
 // Reads one PubAck body: ok, or the stream's error (storage trouble and unknown errors are

@@ -79,54 +79,73 @@ Result<std::vector<WriteOutcome>> PgTelemetrySink::write(std::span<const Message
                                                          Timestamp received_at) {
   std::vector<WriteOutcome> outcomes(messages.size());
   if (messages.empty()) return outcomes;
-  auto begin = db_.exec("db_write_failed", "BEGIN");
-  if (!begin.ok()) return begin.status();
-  Status st = write_in_transaction(messages, received_at, outcomes);
-  if (st.ok()) {
-    auto commit = db_.exec("db_write_failed", "COMMIT");
-    if (commit.ok()) return outcomes;
-    st = commit.status();
+  // The fast path assumes no message of the batch was written before (the common case); when
+  // the database says otherwise, the transaction is redone knowing which ones were.
+  std::optional<EarlierWrites> earlier;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto begin = db_.exec("db_write_failed", "BEGIN");
+    if (!begin.ok()) return begin.status();
+    Status st = write_in_transaction(messages, received_at, earlier, outcomes);
+    if (st.ok()) {
+      auto commit = db_.exec("db_write_failed", "COMMIT");
+      if (commit.ok()) return outcomes;
+      st = commit.status();
+    }
+    if (db_.connected()) (void)db_.exec("db_write_failed", "ROLLBACK");
+    if (st.type() != "written_before" || earlier) return st;
+    auto found = find_earlier_writes(messages);
+    if (!found.ok()) return found.status();
+    earlier = std::move(found).value();
+    for (auto& o : outcomes) o = WriteOutcome{};
   }
-  if (db_.connected()) (void)db_.exec("db_write_failed", "ROLLBACK");
-  return st;
+  return Status::retryable("concurrent_duplicate",
+                           "another worker wrote some of these messages at the same time");
 }
 
-Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> messages,
-                                             Timestamp received_at,
-                                             std::vector<WriteOutcome>& outcomes) {
-  // 1. Duplicates: written by an earlier transaction, or earlier in this batch.
+Result<PgTelemetrySink::EarlierWrites> PgTelemetrySink::find_earlier_writes(
+    std::span<const MessageResult> messages) {
   std::vector<std::string_view> ids;
   ids.reserve(messages.size());
   for (const auto& m : messages) ids.push_back(m.message_id);
-  auto dup = db_.exec("db_write_failed",
-                      "SELECT message_id, previous_scores::text FROM processed_messages"
-                      " WHERE message_id = ANY($1::text[])",
-                      {pg_text_array(ids)});
-  if (!dup.ok()) return dup.status();
-  std::unordered_map<std::string, std::string> earlier;  // message id -> previous_scores JSON
-  for (int row = 0; row < PQntuples(dup->get()); ++row) {
-    earlier.emplace(PQgetvalue(dup->get(), row, 0), PQgetvalue(dup->get(), row, 1));
+  auto r = db_.exec("db_write_failed",
+                    "SELECT p.message_id, p.previous_scores::text FROM processed_messages p"
+                    " JOIN unnest($1::text[]) AS u(id) ON p.message_id = u.id",
+                    {pg_text_array(ids)});
+  if (!r.ok()) return r.status();
+  EarlierWrites earlier;
+  for (int row = 0; row < PQntuples(r->get()); ++row) {
+    earlier.emplace(PQgetvalue(r->get(), row, 0), PQgetvalue(r->get(), row, 1));
   }
+  return earlier;
+}
+
+namespace {
+
+// Reads one asset's score out of a recorded {"assetId": score|null} object.
+std::optional<double> recorded_score(const nlohmann::json& recorded, const std::string& asset_id) {
+  if (!recorded.is_object()) return std::nullopt;
+  auto found = recorded.find(asset_id);
+  if (found == recorded.end() || !found->is_number()) return std::nullopt;
+  return found->get<double>();
+}
+
+}  // namespace
+
+Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> messages,
+                                             Timestamp received_at,
+                                             const std::optional<EarlierWrites>& earlier,
+                                             std::vector<WriteOutcome>& outcomes) {
+  // Which messages this transaction writes: the first occurrence of each id in the batch, unless
+  // an earlier transaction wrote it.
   std::vector<bool> fresh(messages.size(), false);
   std::unordered_map<std::string_view, size_t> first_in_batch;
   for (size_t i = 0; i < messages.size(); ++i) {
-    const bool seen_in_batch = !first_in_batch.emplace(messages[i].message_id, i).second;
-    fresh[i] = !seen_in_batch && !earlier.contains(messages[i].message_id);
+    const bool repeat = !first_in_batch.emplace(messages[i].message_id, i).second;
+    fresh[i] = !repeat && !(earlier && earlier->contains(messages[i].message_id));
   }
 
-  // 2. History rows of the new messages, one binary COPY.
-  copy_buffer_.clear();
-  encode_history_copy(messages, fresh, received_at, copy_buffer_);
-  if (Status st = db_.copy_in("db_write_failed",
-                              "COPY telemetry_history (entity_id, entity_type, metric_key, value,"
-                              " \"timestamp\", received_at, source_device_id, quality)"
-                              " FROM STDIN (FORMAT binary)",
-                              copy_buffer_);
-      !st.ok()) {
-    return st;
-  }
-
-  // 3. Lock the assets in id order and read their scores.
+  // 1. Lock the assets of the new messages in id order (replicas never deadlock) and read their
+  // scores.
   std::vector<std::string_view> asset_ids;
   for (size_t i = 0; i < messages.size(); ++i) {
     if (!fresh[i]) continue;
@@ -144,16 +163,16 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
     if (!locked.ok()) return locked.status();
     PGresult* res = locked->get();
     for (int row = 0; row < PQntuples(res); ++row) {
-      StoredScore s;
-      if (!PQgetisnull(res, row, 1)) s.score = std::strtod(PQgetvalue(res, row, 1), nullptr);
+      StoredScore stored;
+      if (!PQgetisnull(res, row, 1)) stored.score = std::strtod(PQgetvalue(res, row, 1), nullptr);
       if (!PQgetisnull(res, row, 2)) {
-        s.updated_at = Timestamp{std::strtoll(PQgetvalue(res, row, 2), nullptr, 10)};
+        stored.updated_at = Timestamp{std::strtoll(PQgetvalue(res, row, 2), nullptr, 10)};
       }
-      ledger.load(PQgetvalue(res, row, 0), s);
+      ledger.load(PQgetvalue(res, row, 0), stored);
     }
   }
 
-  // Previous scores, in delivery order, exactly as one message at a time would see them.
+  // 2. Previous scores, in delivery order, exactly as one message at a time would see them.
   std::vector<std::string> prev_json(messages.size());
   for (size_t i = 0; i < messages.size(); ++i) {
     const MessageResult& m = messages[i];
@@ -170,51 +189,16 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
       continue;
     }
     o.duplicate = true;
-    auto it = earlier.find(m.message_id);
-    const std::string* recorded =
-        it != earlier.end() ? &it->second : &prev_json[first_in_batch.at(m.message_id)];
-    // The recorded JSON is {"assetId": score|null}.
-    const auto recorded_scores = nlohmann::json::parse(*recorded, nullptr, false);
-    for (const auto& a : m.assets) {
-      std::optional<double> prev;
-      if (recorded_scores.is_object()) {
-        auto found = recorded_scores.find(a.asset_id);
-        if (found != recorded_scores.end() && found->is_number()) prev = found->get<double>();
-      }
-      o.previous_scores.push_back(prev);
-    }
+    const bool before = earlier && earlier->contains(m.message_id);
+    const std::string& text =
+        before ? earlier->at(m.message_id) : prev_json[first_in_batch.at(m.message_id)];
+    const auto recorded = nlohmann::json::parse(text, nullptr, false);
+    for (const auto& a : m.assets)
+      o.previous_scores.push_back(recorded_score(recorded, a.asset_id));
   }
 
-  // Each changed asset once, with its newest score.
-  const auto changes = ledger.changes();
-  if (!changes.empty()) {
-    std::vector<std::string_view> cids;
-    std::string scores = "{";
-    std::string times = "{";
-    for (size_t k = 0; k < changes.size(); ++k) {
-      cids.push_back(changes[k].asset_id);
-      if (k) {
-        scores.push_back(',');
-        times.push_back(',');
-      }
-      scores += fmt::format("{}", changes[k].score);
-      times += std::to_string(changes[k].at.micros);
-    }
-    scores.push_back('}');
-    times.push_back('}');
-    auto upd = db_.exec(
-        "db_write_failed",
-        "UPDATE assets AS a SET health_score = v.score,"
-        " health_score_updated_at = timestamptz 'epoch' + v.micros * interval '1 microsecond',"
-        " health_score_computed_by = 'asset-worker-v1',"
-        " updated_at = timestamptz 'epoch' + v.micros * interval '1 microsecond'"
-        " FROM unnest($1::text[], $2::float8[], $3::int8[]) AS v(id, score, micros)"
-        " WHERE a.id = v.id",
-        {pg_text_array(cids), scores, times});
-    if (!upd.ok()) return upd.status();
-  }
-
-  // 4. Mark the new messages written.
+  // 3. Mark the new messages written. A message some other transaction wrote first conflicts
+  // here (waiting for that transaction if it is still open): the caller redoes the batch.
   std::vector<std::string_view> new_ids, orgs, devices, prevs;
   std::string stamps = "{";
   for (size_t i = 0; i < messages.size(); ++i) {
@@ -238,14 +222,52 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
       " AS v(id, org, dev, micros, prev)"
       " ON CONFLICT (message_id) DO NOTHING",
       {pg_text_array(new_ids), pg_text_array(orgs), pg_text_array(devices), stamps,
-       micros_param(received_at), pg_text_array(prevs)});
+       std::to_string(received_at.micros), pg_text_array(prevs)});
   if (!ins.ok()) return ins.status();
   const long inserted = std::strtol(PQcmdTuples(ins->get()), nullptr, 10);
   if (inserted != static_cast<long>(new_ids.size())) {
-    return Status::retryable("concurrent_duplicate",
-                             "another worker wrote some of these messages at the same time");
+    return Status::retryable("written_before", "some messages of the batch were written before");
   }
-  return Status();
+
+  // 4. History rows of the new messages, one binary COPY.
+  copy_buffer_.clear();
+  encode_history_copy(messages, fresh, received_at, copy_buffer_);
+  if (Status st = db_.copy_in("db_write_failed",
+                              "COPY telemetry_history (entity_id, entity_type, metric_key, value,"
+                              " \"timestamp\", received_at, source_device_id, quality)"
+                              " FROM STDIN (FORMAT binary)",
+                              copy_buffer_);
+      !st.ok()) {
+    return st;
+  }
+
+  // 5. Each changed asset once, with its newest score.
+  const auto changes = ledger.changes();
+  if (changes.empty()) return Status();
+  std::vector<std::string_view> cids;
+  std::string scores = "{";
+  std::string times = "{";
+  for (size_t k = 0; k < changes.size(); ++k) {
+    cids.push_back(changes[k].asset_id);
+    if (k) {
+      scores.push_back(',');
+      times.push_back(',');
+    }
+    scores += fmt::format("{}", changes[k].score);
+    times += std::to_string(changes[k].at.micros);
+  }
+  scores.push_back('}');
+  times.push_back('}');
+  auto upd = db_.exec("db_write_failed",
+                      "UPDATE assets AS a SET health_score = v.score,"
+                      " health_score_updated_at = timestamptz 'epoch' + v.micros * interval"
+                      " '1 microsecond',"
+                      " health_score_computed_by = 'asset-worker-v1',"
+                      " updated_at = timestamptz 'epoch' + v.micros * interval '1 microsecond'"
+                      " FROM unnest($1::text[], $2::float8[], $3::int8[]) AS v(id, score, micros)"
+                      " WHERE a.id = v.id",
+                      {pg_text_array(cids), scores, times});
+  return upd.status();
 }
 
 }  // namespace atw

@@ -1,13 +1,18 @@
 #pragma once
 // TelemetrySink on PostgreSQL (SPEC D11, D12): one transaction per batch.
-//   1. which messages are already written (processed_messages), and duplicates inside the batch;
-//   2. every history row of the new messages in one binary COPY;
-//   3. the batch's assets locked in id order (replicas never deadlock), previous scores read,
-//      each asset's score moved forward at most once (ScoreLedger);
-//   4. one processed_messages row per new message; a concurrent replica that wrote one of them
-//      first makes the transaction roll back (Retryable), and the retry sees it as a duplicate.
+//   1. the batch's assets locked in id order (replicas never deadlock) and their scores read;
+//   2. previous scores computed in delivery order (ScoreLedger), repeats within the batch found;
+//   3. one processed_messages row per new message, ON CONFLICT DO NOTHING: if any message was
+//      written before (a redelivery, or a replica racing on it), the transaction is rolled back
+//      and redone knowing which ones, so they write nothing and their events carry the
+//      previous scores recorded the first time;
+//   4. every history row of the new messages in one binary COPY;
+//   5. each changed asset's score updated once, to its newest value.
+// Redeliveries are rare, so the common batch costs four statements and no duplicate lookup.
 
+#include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "adapters/postgres/pg_connection.h"
 #include "pipeline/ports.h"
@@ -21,7 +26,11 @@ class PgTelemetrySink final : public TelemetrySink {
                                           Timestamp received_at) override;
 
  private:
+  // message id -> the previous_scores JSON recorded when it was written
+  using EarlierWrites = std::unordered_map<std::string, std::string>;
+  Result<EarlierWrites> find_earlier_writes(std::span<const MessageResult> messages);
   Status write_in_transaction(std::span<const MessageResult> messages, Timestamp received_at,
+                              const std::optional<EarlierWrites>& earlier,
                               std::vector<WriteOutcome>& outcomes);
   PgConnection& db_;
   std::string copy_buffer_;  // reused across batches
