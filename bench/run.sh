@@ -11,6 +11,8 @@ set -euo pipefail
 source "$(dirname "$0")/../scripts/servers.sh"
 BACKLOG="${BACKLOG:-200000}"
 RATE="${RATE:-5000}"
+BATCH="${BATCH_SIZE:-2000}"
+WRITERS="${DB_WRITERS:-2}"
 STEADY_SECONDS="${STEADY_SECONDS:-60}"
 
 atw_install python3 gnuplot-nox
@@ -41,16 +43,17 @@ build/atw-bench --run "b$stamp" prefill --subject bench.telemetry.normalized.v1 
 
 atw_log "ceiling: JetStream alone (fetch and ack the backlog, no work)"
 build/atw-bench --run "b$stamp" ceiling-jetstream --stream BENCH_IN \
-  --subject bench.telemetry.normalized.v1 --count "$BACKLOG" | tee "$out-ceiling-js.json"
+  --subject bench.telemetry.normalized.v1 --count "$BACKLOG" --batch "$BATCH" | tee "$out-ceiling-js.json"
 
 atw_log "ceiling: PostgreSQL alone (COPY the same rows into an identical table)"
 DATABASE_URL="$BENCH_DB" build/atw-bench --run "c$stamp" ceiling-postgres --count "$BACKLOG" \
+  --batch "$BATCH" --connections "$WRITERS" \
   | tee "$out-ceiling-pg.json"
 psql "$BENCH_DB" -qc "TRUNCATE telemetry_history_ceiling"
 
 export INPUT_SUBJECT=bench.telemetry.normalized.v1 OUTPUT_SUBJECT=bench.telemetry.asset.v1 \
   DLQ_SUBJECT=bench.telemetry.dlq NATS_DURABLE=bench-worker HTTP_ADDR=127.0.0.1:19090 \
-  WORKER_ID=bench LOG_LEVEL=warn
+  WORKER_ID=bench LOG_LEVEL=warn BATCH_SIZE="$BATCH" DB_WRITERS="$WRITERS"
 
 proc_stats() {  # cpu seconds and peak RSS (MB) of a pid
   local ticks hz

@@ -134,6 +134,8 @@ int main(int argc, char** argv) {
       "ceiling-postgres", "COPY the rows of COUNT messages into telemetry_history_ceiling");
   pg_ceiling->add_option("--count", count);
   pg_ceiling->add_option("--batch", batch_size);
+  int connections = 2;
+  pg_ceiling->add_option("--connections", connections);
 
   auto* drain = app.add_subcommand("drain", "Wait until a consumer has acked COUNT messages");
   double timeout_s = 600;
@@ -155,52 +157,60 @@ int main(int argc, char** argv) {
   Logger log(LogLevel::kWarn);
 
   if (pg_ceiling->parsed()) {
-    PgConnection db(database_url);
-    // The rows the worker writes for message n, built directly (the worker's transform is
-    // not part of the ceiling).
-    std::vector<MessageResult> results;
-    const std::vector<bool> include(batch_size, true);
-    std::string buffer;
+    // The rows the worker writes for message n, built directly (the worker's transform is not
+    // part of the ceiling), COPYed in transactions of `batch` messages over `connections`
+    // connections at once, as the worker's writer lanes do.
     const int64_t base = now_micros();
-    const auto t0 = Steady::now();
-    for (uint64_t off = 0; off < count; off += batch_size) {
-      results.clear();
-      for (uint64_t n = off; n < std::min(count, off + batch_size); ++n) {
-        const int d = static_cast<int>(n % kDevices) + 1;
-        const double t = 20.0 + static_cast<double>((n * 7) % 700) / 10.0;
-        MessageResult r{fmt::format("{}-{}", run, n),
-                        fmt::format("bench-dev-{}", d),
-                        fmt::format("bench-org-{}", d % 4 + 1),
-                        Timestamp{base + static_cast<int64_t>(n) * 1000},
-                        {}};
-        r.assets.push_back({fmt::format("bench-a-{}", d),
-                            MetricSet{{"power_input", 12.0},
-                                      {"power_current", 2.5},
-                                      {"motor_temperature", t},
-                                      {"power_consumption", 30.0}},
-                            100});
-        r.assets.push_back({fmt::format("bench-b-{}", d),
-                            MetricSet{{"motor_temperature", t}, {"temp", t - 1.5}, {"flow", 3.0}},
-                            100});
-        results.push_back(std::move(r));
+    std::atomic<uint64_t> next_batch{0};
+    auto lane = [&] {
+      PgConnection db(database_url);
+      std::vector<MessageResult> results;
+      std::string buffer;
+      while (true) {
+        const uint64_t off = next_batch.fetch_add(batch_size);
+        if (off >= count) return;
+        results.clear();
+        for (uint64_t n = off; n < std::min(count, off + batch_size); ++n) {
+          const int d = static_cast<int>(n % kDevices) + 1;
+          const double t = 20.0 + static_cast<double>((n * 7) % 700) / 10.0;
+          MessageResult r{fmt::format("{}-{}", run, n),
+                          fmt::format("bench-dev-{}", d),
+                          fmt::format("bench-org-{}", d % 4 + 1),
+                          Timestamp{base + static_cast<int64_t>(n) * 1000},
+                          {}};
+          r.assets.push_back({fmt::format("bench-a-{}", d),
+                              MetricSet{{"power_input", 12.0},
+                                        {"power_current", 2.5},
+                                        {"motor_temperature", t},
+                                        {"power_consumption", 30.0}},
+                              100});
+          r.assets.push_back({fmt::format("bench-b-{}", d),
+                              MetricSet{{"motor_temperature", t}, {"temp", t - 1.5}, {"flow", 3.0}},
+                              100});
+          results.push_back(std::move(r));
+        }
+        buffer.clear();
+        encode_history_copy(results, std::vector<bool>(results.size(), true),
+                            Timestamp{now_micros()}, buffer);
+        auto begin = db.exec("bench", "BEGIN");
+        if (!begin.ok()) die(begin.status());
+        Status st = db.copy_in("bench",
+                               "COPY telemetry_history_ceiling (entity_id, entity_type,"
+                               " metric_key, value, \"timestamp\", received_at, source_device_id,"
+                               " quality) FROM STDIN (FORMAT binary)",
+                               buffer);
+        if (!st.ok()) die(st);
+        auto commit = db.exec("bench", "COMMIT");
+        if (!commit.ok()) die(commit.status());
       }
-      buffer.clear();
-      encode_history_copy(results, std::vector<bool>(results.size(), true), Timestamp{now_micros()},
-                          buffer);
-      auto begin = db.exec("bench", "BEGIN");
-      if (!begin.ok()) die(begin.status());
-      Status st = db.copy_in("bench",
-                             "COPY telemetry_history_ceiling (entity_id, entity_type, metric_key,"
-                             " value, \"timestamp\", received_at, source_device_id, quality)"
-                             " FROM STDIN (FORMAT binary)",
-                             buffer);
-      if (!st.ok()) die(st);
-      auto commit = db.exec("bench", "COMMIT");
-      if (!commit.ok()) die(commit.status());
-    }
+    };
+    const auto t0 = Steady::now();
+    std::vector<std::thread> threads;
+    for (int i = 0; i < connections; ++i) threads.emplace_back(lane);
+    for (auto& t : threads) t.join();
     const double secs = since(t0);
-    fmt::print("{{\"messages\":{},\"seconds\":{:.3f},\"rate\":{:.0f}}}\n", count, secs,
-               double(count) / secs);
+    fmt::print("{{\"messages\":{},\"seconds\":{:.3f},\"rate\":{:.0f},\"connections\":{}}}\n", count,
+               secs, double(count) / secs, connections);
     return 0;
   }
 

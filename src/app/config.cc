@@ -44,6 +44,8 @@ void register_options(CLI::App& app, Config& c) {
   add("--batch-size", c.batch_size, "BATCH_SIZE", "Messages per batch");
   add("--fetch-wait-ms", c.fetch_wait_ms, "FETCH_WAIT_MS",
       "Longest wait for a batch to fill before processing what came");
+  add("--db-writers", c.db_writers, "DB_WRITERS",
+      "PostgreSQL connections writing batches in parallel");
   add("--max-payload-bytes", c.max_payload_bytes, "MAX_PAYLOAD_BYTES", "Largest accepted message");
   add("--max-metrics", c.max_metrics, "MAX_METRICS", "Most metrics accepted in one message");
   add("--max-future-s", c.max_future_s, "MAX_FUTURE_S",
@@ -67,6 +69,7 @@ Status finalize(Config& c) {
   if (c.batch_size < 1 || c.batch_size > 10000) return bad("--batch-size must be 1..10000");
   if (c.fetch_wait_ms < 1 || c.fetch_wait_ms > 60000)
     return bad("--fetch-wait-ms must be 1..60000");
+  if (c.db_writers < 1 || c.db_writers > 16) return bad("--db-writers must be 1..16");
   if (c.max_deliver < 1) return bad("--max-deliver must be at least 1");
   if (c.ack_wait_s < 5) return bad("--ack-wait must be at least 5 s");
   if (c.max_ack_pending < c.batch_size * 2) {

@@ -25,8 +25,9 @@ struct Config {
   int ack_wait_s = 30;
   int max_ack_pending = 20000;
   // Batching
-  int batch_size = 500;
+  int batch_size = 2000;
   int fetch_wait_ms = 50;
+  int db_writers = 2;
   // Validation (SPEC D3)
   int max_payload_bytes = 1 << 20;
   int max_metrics = 1000;

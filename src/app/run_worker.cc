@@ -7,7 +7,7 @@
 #include "adapters/nats/jetstream_source.h"
 #include "adapters/nats/nats_connection.h"
 #include "adapters/postgres/pg_link_store.h"
-#include "adapters/postgres/pg_telemetry_sink.h"
+#include "adapters/postgres/pg_writer_pool.h"
 #include "adapters/redis/redis_link_cache.h"
 #include "app/commands.h"
 #include "app/system_clock.h"
@@ -101,7 +101,7 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
     log.warn("PostgreSQL not reachable yet; batches will wait for it", {{"error", st.message()}});
   }
   PgLinkStore store(db);
-  PgTelemetrySink sink(db);
+  PgWriterPool sink(c.database_url, static_cast<size_t>(c.db_writers));
 
   std::unique_ptr<RedisLinkCache> redis;
   if (!c.redis_url.empty()) {
@@ -151,8 +151,8 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
       // An idle worker would not notice a lost database: ask it.
       (void)db.exec("db_unavailable", "SELECT 1");
     }
-    db_up.store(db.connected());
-    metrics.set_up("postgres", db.connected());
+    db_up.store(db.connected() && sink.connected());
+    metrics.set_up("postgres", db_up.load());
     metrics.set_up("nats", nc.connected());
   };
   const uint64_t handled = worker.run(stop, sleep_for, on_cycle);

@@ -113,22 +113,23 @@ std::unique_ptr<BatchProcessor::InFlight> BatchProcessor::start(std::vector<Deli
                                   static_cast<uint64_t>(counts.derivation.non_finite));
   f->timer.lap("transform");
 
-  // 4. Write every row and score of the batch in one transaction; 5. send the events, and let
-  // the stream store them while the caller goes on (finish() waits for the PubAcks).
+  // 4. Start writing every row and score of the batch in one transaction: where the sink has
+  // several connections, it writes while the caller finishes the batch before this one.
   f->outcomes.resize(f->results.size());
-  if (!f->results.empty()) {
-    write_results(items, f->results, f->outcomes);
-    f->timer.lap("write");
-    send_events(*f);
-    f->timer.lap("send");
-  }
+  if (!f->results.empty()) f->write = d_.sink.write_async(f->results, d_.clock.now());
   return f;
 }
 
 void BatchProcessor::finish(std::unique_ptr<InFlight> f) {
   if (f->deliveries.empty()) return;
-  await_events(*f);
-  f->timer.lap("await");
+  // 4. The write's outcome; 5. the events, published and acknowledged.
+  if (!f->results.empty()) {
+    write_results(*f);
+    f->timer.lap("write");
+    send_events(*f);
+    await_events(*f);
+    f->timer.lap("publish");
+  }
   // 6. Dead letters, then 7. acknowledge.
   dead_letter(f->items);
   settle(f->items, f->fetched_at);
@@ -183,26 +184,30 @@ void BatchProcessor::keep_alive() {
   (void)d_.source.flush();
 }
 
-void BatchProcessor::write_results(std::vector<Item>& items, std::vector<MessageResult>& results,
-                                   std::vector<WriteOutcome>& outcomes) {
-  std::vector<Item*> owners(results.size());
-  for (auto& item : items) {
+void BatchProcessor::write_results(InFlight& f) {
+  std::vector<Item*> owners(f.results.size());
+  for (auto& item : f.items) {
     if (item.result >= 0) owners[static_cast<size_t>(item.result)] = &item;
   }
-  write_range(owners, results, outcomes, 0, results.size(), d_.clock.now());
+  write_range(owners, f.results, f.outcomes, 0, f.results.size(), d_.clock.now(),
+              std::move(f.write));
 }
 
 // Writes results [begin, end) in one transaction; when the database refuses them because of
 // some message's data, splits the range until the refused message stands alone (SPEC D12).
+// `first_answer`, when given, is the outcome of a write of the same range already under way.
 void BatchProcessor::write_range(const std::vector<Item*>& owners,
                                  const std::vector<MessageResult>& results,
                                  std::vector<WriteOutcome>& outcomes, size_t begin, size_t end,
-                                 Timestamp received_at) {
+                                 Timestamp received_at, TelemetrySink::PendingWrite first_answer) {
   const std::vector<Item*> in_hand(owners.begin() + static_cast<ptrdiff_t>(begin),
                                    owners.begin() + static_cast<ptrdiff_t>(end));
   std::vector<WriteOutcome> written;
   const Status st = with_retries("write", in_hand.size(), [&] {
-    auto r = d_.sink.write(std::span(results).subspan(begin, end - begin), received_at);
+    auto r = first_answer
+                 ? first_answer()
+                 : d_.sink.write(std::span(results).subspan(begin, end - begin), received_at);
+    first_answer = nullptr;
     if (!r.ok()) return r.status();
     written = std::move(r).value();
     return Status();
@@ -219,8 +224,8 @@ void BatchProcessor::write_range(const std::vector<Item*>& owners,
       return;
     }
     const size_t mid = begin + (end - begin) / 2;
-    write_range(owners, results, outcomes, begin, mid, received_at);
-    write_range(owners, results, outcomes, mid, end, received_at);
+    write_range(owners, results, outcomes, begin, mid, received_at, nullptr);
+    write_range(owners, results, outcomes, mid, end, received_at, nullptr);
     return;
   }
   for (Item* item : in_hand) fail_retry(*item, st);

@@ -54,15 +54,16 @@ class BatchProcessor {
   BatchProcessor(Dependencies deps, ProcessorSettings settings, const std::atomic<bool>& stopping,
                  Sleeper sleep);
 
-  // A batch between its two halves: written, its events sent, their PubAcks not awaited yet.
+  // A batch between its two halves: transformed, its write under way.
   struct InFlight;
 
-  // The first half: validate, resolve, transform, write, and send the events without waiting
-  // for the stream. `fetched_at` starts the latency clock.
+  // The first half: validate, resolve, transform, and start the write. `fetched_at` starts the
+  // latency clock.
   std::unique_ptr<InFlight> start(std::vector<Delivery> batch, Timestamp fetched_at);
-  // The second half: await the PubAcks (retrying what failed), dead-letter, ack. Batches are
-  // finished in the order they were started. Between start and finish of one batch, the worker
-  // starts the next, so the stream stores one batch's events while the database writes the next.
+  // The second half: the write's outcome (retrying, or splitting a refused batch), the events
+  // published and acknowledged by the stream, dead letters, acks. Batches are finished in the
+  // order they were started. Between start and finish of one batch the worker starts the next,
+  // so the database writes one batch while the previous one is published.
   void finish(std::unique_ptr<InFlight> batch);
   // Both halves at once (see above).
   void process(std::vector<Delivery>& batch, Timestamp fetched_at);
@@ -84,11 +85,10 @@ class BatchProcessor {
 
   Status with_retries(const char* stage, size_t messages, const std::function<Status()>& op);
   void keep_alive();
-  void write_results(std::vector<Item>& items, std::vector<MessageResult>& results,
-                     std::vector<WriteOutcome>& outcomes);
+  void write_results(InFlight& f);
   void write_range(const std::vector<Item*>& owners, const std::vector<MessageResult>& results,
                    std::vector<WriteOutcome>& outcomes, size_t begin, size_t end,
-                   Timestamp received_at);
+                   Timestamp received_at, TelemetrySink::PendingWrite first_answer);
   void send_events(InFlight& f);
   void await_events(InFlight& f);
   void dead_letter(std::vector<Item>& items);
@@ -124,8 +124,9 @@ struct BatchProcessor::InFlight {
   std::vector<MessageResult> results;
   std::vector<WriteOutcome> outcomes;
   std::vector<OutboundMessage> events;
-  std::vector<Item*> event_owner;  // per event
-  std::vector<Item*> publishing;   // items whose events were sent
+  std::vector<Item*> event_owner;     // per event
+  std::vector<Item*> publishing;      // items whose events were sent
+  TelemetrySink::PendingWrite write;  // under way since start()
   Publisher::PendingAcks acks;
   Timestamp fetched_at;
   StageTimer timer;

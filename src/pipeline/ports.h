@@ -36,6 +36,7 @@ struct Delivery {
   uint64_t stream_sequence = 0;
   uint64_t delivery_count = 1;  // 1 on first delivery
   Timestamp published_at;       // when the stream stored it (for end-to-end latency)
+  uint64_t stream_pending = 0;  // messages left for the consumer after this one (a backlog hint)
 };
 
 // The durable pull consumer. Acknowledgements are fire-and-forget: a lost ack only causes a
@@ -129,9 +130,18 @@ struct WriteOutcome {
 // message of the batch has data the database refuses; the caller splits the batch to find it.
 class TelemetrySink {
  public:
+  // The answer to a write_async: call it once to wait for the transaction's outcome.
+  using PendingWrite = std::function<Result<std::vector<WriteOutcome>>()>;
+
   virtual ~TelemetrySink() = default;
   virtual Result<std::vector<WriteOutcome>> write(std::span<const MessageResult> messages,
                                                   Timestamp received_at) = 0;
+  // Starts the write and returns at once where the sink can write in the background (several
+  // database connections), so the caller can prepare the next batch meanwhile. `messages` must
+  // stay alive until the answer is taken. The default writes at once.
+  virtual PendingWrite write_async(std::span<const MessageResult> messages, Timestamp received_at) {
+    return [result = write(messages, received_at)]() mutable { return std::move(result); };
+  }
 };
 
 }  // namespace atw

@@ -27,20 +27,15 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
     return processor_.start(std::move(batch), fetched_at);
   };
 
+  bool backlog = false;  // the last batch said more than a batch was still waiting
   while (!stop.load()) {
     if (on_cycle) on_cycle();
-    // With a batch pending, only a full batch already waiting is worth starting before it is
-    // finished (a backlog: overlap the two); otherwise finish it first, so a quiet stream does
-    // not hold its acks back for the length of a fetch.
-    auto batch =
-        source_.fetch(settings_.batch_size, pending ? milliseconds{1} : settings_.fetch_wait);
-    if (batch.ok() && pending && batch->size() < settings_.batch_size) {
-      finish_pending();
-      auto more = source_.fetch(settings_.batch_size - batch->size(), settings_.fetch_wait);
-      if (more.ok()) {
-        std::move(more->begin(), more->end(), std::back_inserter(*batch));
-      }
-    }
+    // With a backlog, the next batch is fetched and started before the pending one is
+    // finished, so the database writes one batch while the stream stores the events of the
+    // other. Without one, the pending batch is finished first: a quiet stream must not hold
+    // its acks back for the length of a fetch.
+    if (!backlog) finish_pending();
+    auto batch = source_.fetch(settings_.batch_size, settings_.fetch_wait);
     if (!batch.ok()) {
       finish_pending();
       if (fetch_ok_.exchange(false)) {
@@ -53,7 +48,12 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
     }
     if (!fetch_ok_.exchange(true)) log_.info("fetching again");
     backoff = milliseconds{100};
-    if (batch->empty()) continue;
+    if (batch->empty()) {
+      finish_pending();
+      backlog = false;
+      continue;
+    }
+    backlog = batch->back().stream_pending >= settings_.batch_size;
     auto next = start(std::move(batch).value());
     finish_pending();
     pending = std::move(next);

@@ -121,6 +121,7 @@ void JetStreamSource::take(natsMsg* msg, std::vector<Delivery>& out) {
     d.payload.assign(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
     d.subject = natsMsg_GetSubject(msg);
     d.ack_token = reply;
+    d.stream_pending = pending;
     out.push_back(std::move(d));
     metrics_.set_pending(static_cast<int64_t>(pending), -1);
     if (!requests_.empty() && --requests_.begin()->second.remaining == 0) {

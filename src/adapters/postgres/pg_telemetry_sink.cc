@@ -144,8 +144,21 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
     fresh[i] = !repeat && !(earlier && earlier->contains(messages[i].message_id));
   }
 
-  // 1. Lock the assets of the new messages in id order (replicas never deadlock) and read their
-  // scores.
+  // 1. History rows of the new messages, one binary COPY. It comes first because it takes no
+  // lock another transaction could want: two lanes copy at the same time.
+  copy_buffer_.clear();
+  encode_history_copy(messages, fresh, received_at, copy_buffer_);
+  if (Status st = db_.copy_in("db_write_failed",
+                              "COPY telemetry_history (entity_id, entity_type, metric_key, value,"
+                              " \"timestamp\", received_at, source_device_id, quality)"
+                              " FROM STDIN (FORMAT binary)",
+                              copy_buffer_);
+      !st.ok()) {
+    return st;
+  }
+
+  // 2. Lock the assets of the new messages in id order (replicas and lanes never deadlock) and
+  // read their scores.
   std::vector<std::string_view> asset_ids;
   for (size_t i = 0; i < messages.size(); ++i) {
     if (!fresh[i]) continue;
@@ -172,7 +185,7 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
     }
   }
 
-  // 2. Previous scores, in delivery order, exactly as one message at a time would see them.
+  // 3. Previous scores, in delivery order, exactly as one message at a time would see them.
   std::vector<std::string> prev_json(messages.size());
   for (size_t i = 0; i < messages.size(); ++i) {
     const MessageResult& m = messages[i];
@@ -197,7 +210,7 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
       o.previous_scores.push_back(recorded_score(recorded, a.asset_id));
   }
 
-  // 3. Mark the new messages written. A message some other transaction wrote first conflicts
+  // 4. Mark the new messages written. A message some other transaction wrote first conflicts
   // here (waiting for that transaction if it is still open): the caller redoes the batch.
   std::vector<std::string_view> new_ids, orgs, devices, prevs;
   std::string stamps = "{";
@@ -227,18 +240,6 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
   const long inserted = std::strtol(PQcmdTuples(ins->get()), nullptr, 10);
   if (inserted != static_cast<long>(new_ids.size())) {
     return Status::retryable("written_before", "some messages of the batch were written before");
-  }
-
-  // 4. History rows of the new messages, one binary COPY.
-  copy_buffer_.clear();
-  encode_history_copy(messages, fresh, received_at, copy_buffer_);
-  if (Status st = db_.copy_in("db_write_failed",
-                              "COPY telemetry_history (entity_id, entity_type, metric_key, value,"
-                              " \"timestamp\", received_at, source_device_id, quality)"
-                              " FROM STDIN (FORMAT binary)",
-                              copy_buffer_);
-      !st.ok()) {
-    return st;
   }
 
   // 5. Each changed asset once, with its newest score.

@@ -1,14 +1,15 @@
 #pragma once
 // TelemetrySink on PostgreSQL (SPEC D11, D12): one transaction per batch.
-//   1. the batch's assets locked in id order (replicas never deadlock) and their scores read;
-//   2. previous scores computed in delivery order (ScoreLedger), repeats within the batch found;
-//   3. one processed_messages row per new message, ON CONFLICT DO NOTHING: if any message was
+//   1. every history row of the batch in one binary COPY (repeats within the batch left out);
+//   2. the batch's assets locked in id order (replicas never deadlock) and their scores read;
+//   3. previous scores computed in delivery order (ScoreLedger);
+//   4. one processed_messages row per message, ON CONFLICT DO NOTHING: if any message was
 //      written before (a redelivery, or a replica racing on it), the transaction is rolled back
 //      and redone knowing which ones, so they write nothing and their events carry the
 //      previous scores recorded the first time;
-//   4. every history row of the new messages in one binary COPY;
 //   5. each changed asset's score updated once, to its newest value.
 // Redeliveries are rare, so the common batch costs four statements and no duplicate lookup.
+// Not thread-safe: one per connection (PgWriterPool runs several).
 
 #include <optional>
 #include <string>

@@ -1,0 +1,67 @@
+#include "adapters/postgres/pg_writer_pool.h"
+
+namespace atw {
+
+PgWriterPool::PgWriterPool(const std::string& database_url, size_t lanes) {
+  for (size_t i = 0; i < std::max<size_t>(lanes, 1); ++i) {
+    lanes_.push_back(std::make_unique<Lane>(database_url));
+    Lane& lane = *lanes_.back();
+    lane.thread = std::thread([&lane] { run(lane); });
+  }
+}
+
+PgWriterPool::~PgWriterPool() {
+  for (auto& lane : lanes_) {
+    {
+      std::lock_guard lock(lane->mu);
+      lane->stop = true;
+    }
+    lane->cv.notify_one();
+    lane->thread.join();
+  }
+}
+
+void PgWriterPool::run(Lane& lane) {
+  (void)lane.db.ensure();
+  lane.up.store(lane.db.connected());
+  while (true) {
+    Job job;
+    {
+      std::unique_lock lock(lane.mu);
+      lane.cv.wait(lock, [&] { return lane.stop || !lane.jobs.empty(); });
+      if (lane.jobs.empty()) return;  // stopping, and nothing left to write
+      job = std::move(lane.jobs.front());
+      lane.jobs.pop_front();
+    }
+    job.done.set_value(lane.sink.write(job.messages, job.received_at));
+    lane.up.store(lane.db.connected());
+  }
+}
+
+TelemetrySink::PendingWrite PgWriterPool::write_async(std::span<const MessageResult> messages,
+                                                      Timestamp received_at) {
+  Lane& lane = *lanes_[next_];
+  next_ = (next_ + 1) % lanes_.size();
+  Job job{messages, received_at, {}};
+  auto future = std::make_shared<std::future<Outcome>>(job.done.get_future());
+  {
+    std::lock_guard lock(lane.mu);
+    lane.jobs.push_back(std::move(job));
+  }
+  lane.cv.notify_one();
+  return [future]() { return future->get(); };
+}
+
+Result<std::vector<WriteOutcome>> PgWriterPool::write(std::span<const MessageResult> messages,
+                                                      Timestamp received_at) {
+  return write_async(messages, received_at)();
+}
+
+bool PgWriterPool::connected() const {
+  for (const auto& lane : lanes_) {
+    if (!lane->up.load()) return false;
+  }
+  return true;
+}
+
+}  // namespace atw
