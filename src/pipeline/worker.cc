@@ -27,14 +27,12 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
     return processor_.start(std::move(batch), fetched_at);
   };
 
-  bool backlog = false;  // the last batch said more than a batch was still waiting
   while (!stop.load()) {
     if (on_cycle) on_cycle();
-    // With a backlog, the next batch is fetched and started before the pending one is
-    // finished, so the database writes one batch while the stream stores the events of the
-    // other. Without one, the pending batch is finished first: a quiet stream must not hold
-    // its acks back for the length of a fetch.
-    if (!backlog) finish_pending();
+    // The next batch is fetched and started before the pending one is finished: the pending
+    // batch's write runs on its database connection while this fetch waits (at most
+    // fetch_wait) and while the next batch is prepared, and the next batch's write runs while
+    // the pending batch's events are published.
     auto batch = source_.fetch(settings_.batch_size, settings_.fetch_wait);
     if (!batch.ok()) {
       finish_pending();
@@ -50,10 +48,8 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
     backoff = milliseconds{100};
     if (batch->empty()) {
       finish_pending();
-      backlog = false;
       continue;
     }
-    backlog = batch->back().stream_pending >= settings_.batch_size;
     auto next = start(std::move(batch).value());
     finish_pending();
     pending = std::move(next);

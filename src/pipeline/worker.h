@@ -13,7 +13,7 @@ namespace atw {
 
 struct WorkerSettings {
   size_t batch_size = 2000;
-  milliseconds fetch_wait{50};      // how long a fetch waits for a batch to fill
+  milliseconds fetch_wait{20};      // how long a fetch waits for a batch to fill
   milliseconds drain_limit{10000};  // at shutdown, the longest wait for requested messages
 };
 
