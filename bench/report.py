@@ -48,15 +48,17 @@ window = {b: after[b] - before.get(b, 0) for b in after}
 nonempty = [b for b in sorted(window) if window[b] > (window.get(max([x for x in window if x < b], default=None), 0) if any(x < b for x in window) else 0)]
 proc_max = nonempty[-1] if nonempty else float("nan")
 
-js, pg, drain = load("ceiling-js"), load("ceiling-pg"), load("drain")
+js, pg, pg1, drain = load("ceiling-js"), load("ceiling-pg"), load("ceiling-pg1"), load("drain")
 dproc, steady, sproc, check = load("drain-proc"), load("steady"), load("steady-proc"), load("check")
 p = {q: histogram_quantile(q, window) * 1000 for q in (0.5, 0.95, 0.99)}
 
 rows = [
     ("drain rate (msg/s)", f"{drain['rate']:.0f}", ">= 10000", drain["rate"] >= 10000),
-    ("drain / PostgreSQL ceiling", f"{drain['rate'] / pg['rate']:.2f}", ">= 0.6", drain["rate"] / pg["rate"] >= 0.6),
+    (f"drain / PostgreSQL ceiling, {pg['connections']} connections", f"{drain['rate'] / pg['rate']:.2f}", ">= 0.6", drain["rate"] / pg["rate"] >= 0.6),
+    ("drain / PostgreSQL ceiling, 1 connection", f"{drain['rate'] / pg1['rate']:.2f}", ">= 0.6", drain["rate"] / pg1["rate"] >= 0.6),
     ("drain / JetStream ceiling", f"{drain['rate'] / js['rate']:.2f}", "", None),
-    ("PostgreSQL ceiling (msg/s)", f"{pg['rate']:.0f}", "", None),
+    (f"PostgreSQL ceiling, {pg['connections']} connections (msg/s)", f"{pg['rate']:.0f}", "", None),
+    ("PostgreSQL ceiling, 1 connection (msg/s)", f"{pg1['rate']:.0f}", "", None),
     ("JetStream ceiling (msg/s)", f"{js['rate']:.0f}", "", None),
     ("worker CPU seconds (drain)", f"{dproc['cpu_seconds']}", "", None),
     ("worker CPU per message (us)", f"{1e6 * float(dproc['cpu_seconds']) / backlog:.1f}", "", None),

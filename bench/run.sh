@@ -46,9 +46,12 @@ build/atw-bench --run "b$stamp" ceiling-jetstream --stream BENCH_IN \
   --subject bench.telemetry.normalized.v1 --count "$BACKLOG" --batch "$BATCH" | tee "$out-ceiling-js.json"
 
 atw_log "ceiling: PostgreSQL alone (COPY the same rows into an identical table)"
+# With as many connections as the worker writes on, and with one (a single COPY stream).
 DATABASE_URL="$BENCH_DB" build/atw-bench --run "c$stamp" ceiling-postgres --count "$BACKLOG" \
-  --batch "$BATCH" --connections "$WRITERS" \
-  | tee "$out-ceiling-pg.json"
+  --batch "$BATCH" --connections "$WRITERS" | tee "$out-ceiling-pg.json"
+psql "$BENCH_DB" -qc "TRUNCATE telemetry_history_ceiling"
+DATABASE_URL="$BENCH_DB" build/atw-bench --run "e$stamp" ceiling-postgres --count "$BACKLOG" \
+  --batch "$BATCH" --connections 1 | tee "$out-ceiling-pg1.json"
 psql "$BENCH_DB" -qc "TRUNCATE telemetry_history_ceiling"
 
 export INPUT_SUBJECT=bench.telemetry.normalized.v1 OUTPUT_SUBJECT=bench.telemetry.asset.v1 \

@@ -27,8 +27,12 @@ void LinkMemory::put(const DeviceKey& key, LinkSetPtr set, Timestamp now) {
     std::erase_if(entries_, [now](const auto& kv) { return kv.second.expires <= now; });
     if (entries_.size() >= capacity_) entries_.erase(entries_.begin());
   }
-  const auto ttl = set->links.empty() ? empty_ttl_ : ttl_;
-  entries_[key] = Entry{std::move(set), Timestamp{now.micros + to_micros(ttl)}};
+  // Each key lives between 80% and 100% of the TTL (a fixed share per key): devices first seen
+  // together would otherwise all expire in the same batch and reload at once.
+  const auto ttl = to_micros(set->links.empty() ? empty_ttl_ : ttl_);
+  const int64_t spread = static_cast<int64_t>(DeviceKeyHash{}(key) % 1000);
+  const int64_t lifetime = ttl - ttl / 5 * spread / 1000;
+  entries_[key] = Entry{std::move(set), Timestamp{now.micros + lifetime}};
 }
 
 Result<ResolvedLinks> LinkResolver::resolve(std::span<const DeviceKey> keys) {

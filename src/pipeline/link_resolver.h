@@ -16,7 +16,8 @@ namespace atw {
 using LinkSetPtr = std::shared_ptr<const LinkSet>;
 using ResolvedLinks = std::unordered_map<DeviceKey, LinkSetPtr, DeviceKeyHash>;
 
-// A bounded in-process cache with a time to live. Single-threaded, like the pipeline.
+// A bounded in-process cache with a time to live, spread over 80-100% of the TTL per key.
+// Single-threaded, like the pipeline.
 class LinkMemory {
  public:
   LinkMemory(size_t capacity, std::chrono::milliseconds ttl, std::chrono::milliseconds empty_ttl)

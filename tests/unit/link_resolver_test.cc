@@ -153,24 +153,52 @@ TEST_F(LinkResolverTest, SharedCacheDownFallsBackToTheStore) {
   EXPECT_EQ(store.load_calls, 1);
 }
 
-TEST_F(LinkResolverTest, EntriesExpireAfterTheirTtlAndEmptySetsSooner) {
+TEST_F(LinkResolverTest, EntriesExpireWithinTheirTtlAndEmptySetsSooner) {
+  // Each key lives between 80% and 100% of its TTL.
   ASSERT_TRUE(resolve({kDevA, kDevC}).ok());  // A linked (300 s), C empty (30 s)
   cache.down = true;  // so that every memory miss reaches the store, where we can count it
   store.loaded_keys.clear();
 
-  clock.advance(seconds(29));
+  clock.advance(seconds(23));  // under 80% of the empty TTL: both still cached
   ASSERT_TRUE(resolve({kDevA, kDevC}).ok());
   EXPECT_TRUE(store.loaded_keys.empty());
 
-  clock.advance(seconds(1));  // 30 s: the empty set has expired, the linked one has not
+  clock.advance(seconds(7));  // 30 s: the empty set has expired, the linked one has not
   ASSERT_TRUE(resolve({kDevA, kDevC}).ok());
   ASSERT_EQ(store.loaded_keys.size(), 1u);
   EXPECT_EQ(store.loaded_keys[0], (std::vector<DeviceKey>{kDevC}));
 
-  clock.advance(seconds(270));  // 300 s after A was stored
+  clock.advance(seconds(209));  // 239 s: under 80% of the linked TTL
+  ASSERT_TRUE(resolve({kDevA}).ok());
+  EXPECT_EQ(store.loaded_keys.size(), 1u);
+
+  clock.advance(seconds(61));  // 300 s after A was stored
   ASSERT_TRUE(resolve({kDevA}).ok());
   ASSERT_EQ(store.loaded_keys.size(), 2u);
   EXPECT_EQ(store.loaded_keys[1], (std::vector<DeviceKey>{kDevA}));
+}
+
+TEST(LinkMemory, ExpiriesOfManyKeysAreSpreadOverTheLastFifthOfTheTtl) {
+  LinkMemory memory(10000, seconds(100), seconds(10));
+  auto set = std::make_shared<const LinkSet>(LinkSet{{DeviceLink{}}});
+  for (int i = 0; i < 1000; ++i) {
+    memory.put(DeviceKey{"org", "dev-" + std::to_string(i)}, set, Timestamp{0});
+  }
+  auto alive_at = [&](int seconds_later) {
+    int alive = 0;
+    for (int i = 0; i < 1000; ++i) {
+      if (memory.get(DeviceKey{"org", "dev-" + std::to_string(i)},
+                     Timestamp::from_seconds(seconds_later))) {
+        ++alive;
+      }
+    }
+    return alive;
+  };
+  EXPECT_EQ(alive_at(79), 1000);
+  const int at_90 = alive_at(90);  // roughly half have expired by now
+  EXPECT_GT(at_90, 200);
+  EXPECT_LT(at_90, 800);
+  EXPECT_EQ(alive_at(100), 0);
 }
 
 TEST_F(LinkResolverTest, ExpiredEntryReflectsAChangedLink) {
