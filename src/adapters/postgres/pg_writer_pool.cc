@@ -33,15 +33,30 @@ void PgWriterPool::run(Lane& lane) {
       job = std::move(lane.jobs.front());
       lane.jobs.pop_front();
     }
-    job.done.set_value(lane.sink.write(job.messages, job.received_at));
+    auto outcome = lane.sink.write(job.messages, job.received_at);
     lane.up.store(lane.db.connected());
+    lane.busy.fetch_sub(1);
+    job.done.set_value(std::move(outcome));
   }
 }
 
 TelemetrySink::PendingWrite PgWriterPool::write_async(std::span<const MessageResult> messages,
                                                       Timestamp received_at) {
-  Lane& lane = *lanes_[next_];
-  next_ = (next_ + 1) % lanes_.size();
+  // The first idle lane, so that a stream that keeps up writes on one connection (no lanes
+  // taking turns on the same assets' locks); only a backlog spreads over several.
+  Lane* chosen = nullptr;
+  for (auto& lane : lanes_) {
+    if (lane->busy.load() == 0) {
+      chosen = lane.get();
+      break;
+    }
+  }
+  if (chosen == nullptr) {
+    chosen = lanes_[next_].get();
+    next_ = (next_ + 1) % lanes_.size();
+  }
+  Lane& lane = *chosen;
+  lane.busy.fetch_add(1);
   Job job{messages, received_at, {}};
   auto future = std::make_shared<std::future<Outcome>>(job.done.get_future());
   {

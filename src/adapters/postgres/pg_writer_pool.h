@@ -1,7 +1,8 @@
 #pragma once
 // TelemetrySink over several PostgreSQL connections, each with a thread of its own, so that the
 // transactions of consecutive batches overlap: while one commits, the next is already copying
-// its rows. Each write goes to the next lane in turn; a lane writes its batches in order.
+// its rows. A write goes to the first idle lane, so a worker that keeps up uses one connection
+// and only a backlog spreads over several; a lane writes its batches in order.
 //
 // Consistency across lanes comes from the transaction itself (PgTelemetrySink): assets are
 // locked in id order, so two lanes touching the same asset take turns, and scores still move
@@ -51,6 +52,7 @@ class PgWriterPool final : public TelemetrySink {
     std::deque<Job> jobs;
     bool stop = false;
     std::atomic<bool> up{false};
+    std::atomic<int> busy{0};  // writes queued or running
     std::thread thread;
   };
   static void run(Lane& lane);
