@@ -7,7 +7,7 @@ source "$(dirname "$0")/servers.sh"
 atw_install
 atw_build Release
 atw_start_servers
-trap atw_stop_servers EXIT
+trap "atw_stop_servers 2>/dev/null" EXIT
 
 export ATW_TEST_NATS_URL="$NATS_URL"
 export ATW_TEST_DATABASE_URL="$DATABASE_URL"
