@@ -151,7 +151,9 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
       // An idle worker would not notice a lost database: ask it.
       (void)db.exec("db_unavailable", "SELECT 1");
     }
-    db_up.store(db.connected() && sink.connected());
+    // The probed connection stands for the database: the writer lanes only learn of an
+    // outage or a recovery when they next write.
+    db_up.store(db.connected());
     metrics.set_up("postgres", db_up.load());
     metrics.set_up("nats", nc.connected());
   };
