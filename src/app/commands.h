@@ -2,6 +2,9 @@
 // The subcommands of `asset-worker` (SPEC D15). Each returns the process exit code.
 
 #include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
 
 #include "app/config.h"
 
@@ -10,5 +13,14 @@ namespace atw {
 // Runs the worker until `stop` is set (SIGTERM/SIGINT), then drains.
 int run_worker(const Config& config, const std::atomic<bool>& stop);
 int run_migrate(const Config& config);
+
+// Which dead letters a dlq command acts on: listed sequences, an error type, or all.
+struct DlqSelection {
+  std::vector<uint64_t> sequences;
+  std::string error_type;
+  bool all = false;
+};
+// `action`: list, show, replay or purge.
+int run_dlq(const Config& config, const std::string& action, const DlqSelection& selection);
 
 }  // namespace atw

@@ -40,7 +40,23 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "Process telemetry until SIGTERM");
   auto* migrate = app.add_subcommand("migrate", "Create or update the database schema");
   auto* version = app.add_subcommand("version", "Print the version");
-  for (auto* sub : {run, migrate, version}) sub->fallthrough();
+  auto* dlq = app.add_subcommand("dlq", "Inspect, replay or purge the dead-letter stream");
+  dlq->require_subcommand(1);
+  atw::DlqSelection selection;
+  std::string dlq_action;
+  auto* dlq_list = dlq->add_subcommand("list", "A table of the dead letters");
+  auto* dlq_show = dlq->add_subcommand("show", "The whole record of the chosen dead letters");
+  auto* dlq_replay = dlq->add_subcommand(
+      "replay", "Republish the chosen originals to the input subject, then remove them");
+  auto* dlq_purge = dlq->add_subcommand("purge", "Remove the chosen dead letters");
+  for (auto* sub : {dlq_show, dlq_replay, dlq_purge}) {
+    sub->add_option("--seq,seq", selection.sequences, "DLQ stream sequences");
+    sub->add_option("--error-type", selection.error_type, "Every dead letter of this type");
+    sub->add_flag("--all", selection.all, "Every dead letter");
+  }
+  for (auto* sub : {run, migrate, version, dlq, dlq_list, dlq_show, dlq_replay, dlq_purge}) {
+    sub->fallthrough();
+  }
   CLI11_PARSE(app, argc, argv);
 
   if (version->parsed()) {
@@ -52,6 +68,18 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (migrate->parsed()) return atw::run_migrate(config);
+  if (dlq->parsed()) {
+    for (auto* sub : {dlq_list, dlq_show, dlq_replay, dlq_purge}) {
+      if (sub->parsed()) dlq_action = sub->get_name();
+    }
+    if (dlq_action != "list" && selection.sequences.empty() && selection.error_type.empty() &&
+        !selection.all) {
+      std::fprintf(stderr,
+                   "asset-worker: choose dead letters with SEQ..., --error-type or --all\n");
+      return 2;
+    }
+    return atw::run_dlq(config, dlq_action, selection);
+  }
 
   sigset_t set;
   sigemptyset(&set);

@@ -43,10 +43,6 @@ void put_timestamptz(std::string& out, Timestamp t) {
   put_u64(out, static_cast<uint64_t>(t.micros - kPgEpochMicros));
 }
 
-std::optional<std::string> micros_param(Timestamp t) {
-  return std::to_string(t.micros);
-}
-
 }  // namespace
 
 void encode_history_copy(std::span<const MessageResult> messages, const std::vector<bool>& include,
