@@ -32,20 +32,10 @@ Result<std::unique_ptr<JetStreamPublisher>> JetStreamPublisher::create(
   std::unique_ptr<JetStreamPublisher> p(new JetStreamPublisher(nc, ack_timeout));
   p->inbox_ = NatsConnection::new_inbox();
   const std::string wildcard = p->inbox_ + ".*";
-  natsStatus s = natsConnection_SubscribeSync(&p->sub_, nc.raw(), wildcard.c_str());
-  if (s == NATS_OK) s = natsSubscription_SetPendingLimits(p->sub_, -1, -1);
-  if (s != NATS_OK) {
-    return Status::unavailable("nats_unavailable",
-                               fmt::format("subscribe {}: {}", wildcard, natsStatus_GetText(s)));
-  }
+  auto sub = nc.subscribe_sync(wildcard);
+  if (!sub.ok()) return sub.status();
+  p->sub_ = std::move(sub).value();
   return p;
-}
-
-JetStreamPublisher::~JetStreamPublisher() {
-  if (sub_ != nullptr) {
-    natsSubscription_Unsubscribe(sub_);
-    natsSubscription_Destroy(sub_);
-  }
 }
 
 std::vector<Status> JetStreamPublisher::publish(std::span<const OutboundMessage> messages) {
@@ -121,7 +111,7 @@ std::vector<Status> JetStreamPublisher::collect(Ticket& t) {
             .count();
     if (left <= 0) break;
     natsMsg* raw = nullptr;
-    const natsStatus s = natsSubscription_NextMsg(&raw, sub_, std::max<int64_t>(left, 1));
+    const natsStatus s = natsSubscription_NextMsg(&raw, sub_.get(), std::max<int64_t>(left, 1));
     if (s == NATS_TIMEOUT) break;
     if (s == NATS_NO_RESPONDERS) {
       // No stream captures a subject. The message that said so cannot be told apart: fail

@@ -19,7 +19,6 @@ class JetStreamPublisher final : public Publisher {
  public:
   static Result<std::unique_ptr<JetStreamPublisher>> create(NatsConnection& nc,
                                                             std::chrono::milliseconds ack_timeout);
-  ~JetStreamPublisher() override;
 
   std::vector<Status> publish(std::span<const OutboundMessage> messages) override;
   PendingAcks publish_async(std::span<const OutboundMessage> messages) override;
@@ -43,7 +42,7 @@ class JetStreamPublisher final : public Publisher {
 
   NatsConnection& nc_;
   std::chrono::milliseconds ack_timeout_;
-  natsSubscription* sub_ = nullptr;
+  SubscriptionPtr sub_;
   std::string inbox_;
   uint64_t next_id_ = 0;
   std::map<uint64_t, std::weak_ptr<Ticket>> outstanding_;  // by first_id

@@ -59,28 +59,17 @@ Result<std::unique_ptr<JetStreamSource>> JetStreamSource::create(NatsConnection&
   src->next_subject_ =
       fmt::format("$JS.API.CONSUMER.MSG.NEXT.{}.{}", src->settings_.stream, src->settings_.durable);
   const std::string wildcard = src->inbox_ + ".*";
-  natsStatus s = natsConnection_SubscribeSync(&src->sub_, nc.raw(), wildcard.c_str());
-  // The number of messages in the buffer is bounded by what was requested, not by these limits.
-  if (s == NATS_OK) s = natsSubscription_SetPendingLimits(src->sub_, -1, -1);
-  if (s != NATS_OK) {
-    return Status::unavailable("nats_unavailable",
-                               fmt::format("subscribe {}: {}", wildcard, natsStatus_GetText(s)));
-  }
+  auto sub = nc.subscribe_sync(wildcard);
+  if (!sub.ok()) return sub.status();
+  src->sub_ = std::move(sub).value();
   src->generation_ = nc.generation();
   return src;
-}
-
-JetStreamSource::~JetStreamSource() {
-  if (sub_ != nullptr) {
-    natsSubscription_Unsubscribe(sub_);
-    natsSubscription_Destroy(sub_);
-  }
 }
 
 bool JetStreamSource::drained() const {
   if (intake_open_ || !requests_.empty()) return false;
   uint64_t queued = 0;
-  return natsSubscription_QueuedMsgs(sub_, &queued) != NATS_OK || queued == 0;
+  return natsSubscription_QueuedMsgs(sub_.get(), &queued) != NATS_OK || queued == 0;
 }
 
 size_t JetStreamSource::outstanding() const {
@@ -175,7 +164,7 @@ Result<std::vector<Delivery>> JetStreamSource::fetch(size_t max, milliseconds wa
         std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now()).count();
     if (left <= 0) break;
     natsMsg* msg = nullptr;
-    const natsStatus s = natsSubscription_NextMsg(&msg, sub_, std::max<int64_t>(left, 1));
+    const natsStatus s = natsSubscription_NextMsg(&msg, sub_.get(), std::max<int64_t>(left, 1));
     if (s == NATS_TIMEOUT) break;
     if (s != NATS_OK) {
       if (!out.empty()) break;

@@ -46,7 +46,6 @@ class JetStreamSource final : public MessageSource {
  public:
   static Result<std::unique_ptr<JetStreamSource>> create(NatsConnection& nc, PullSettings settings,
                                                          WorkerMetrics& metrics, Logger& log);
-  ~JetStreamSource() override;
 
   Result<std::vector<Delivery>> fetch(size_t max, milliseconds wait) override;
   Status ack(const Delivery& d) override { return reply(d, "+ACK"); }
@@ -81,7 +80,7 @@ class JetStreamSource final : public MessageSource {
   PullSettings settings_;
   WorkerMetrics& metrics_;
   Logger& log_;
-  natsSubscription* sub_ = nullptr;
+  SubscriptionPtr sub_;
   std::string inbox_;
   std::string next_subject_;
   uint64_t next_request_ = 0;

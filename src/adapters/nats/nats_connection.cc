@@ -112,6 +112,18 @@ std::string NatsConnection::new_inbox() {
   return out;
 }
 
+Result<SubscriptionPtr> NatsConnection::subscribe_sync(const std::string& subject) {
+  natsSubscription* raw = nullptr;
+  natsStatus s = natsConnection_SubscribeSync(&raw, conn_, subject.c_str());
+  SubscriptionPtr sub(raw);
+  if (s == NATS_OK) s = natsSubscription_SetPendingLimits(raw, -1, -1);
+  if (s != NATS_OK) {
+    return Status::unavailable("nats_unavailable",
+                               fmt::format("subscribe {}: {}", subject, nats_error(s)));
+  }
+  return sub;
+}
+
 Result<std::string> NatsConnection::api(const std::string& subject, const std::string& body) {
   natsMsg* reply = nullptr;
   const natsStatus s =

@@ -23,6 +23,14 @@ struct NatsSettings {
   std::chrono::milliseconds request_timeout{5000};  // JetStream API calls
 };
 
+struct SubscriptionDeleter {
+  void operator()(natsSubscription* sub) const {
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+  }
+};
+using SubscriptionPtr = std::unique_ptr<natsSubscription, SubscriptionDeleter>;
+
 // Splits "nats://a:4222,nats://b:4222".
 std::vector<std::string> split_servers(std::string_view list);
 
@@ -49,6 +57,9 @@ class NatsConnection {
 
   // Creates an inbox prefix unique to this process: "_INBOX.<nuid>".
   static std::string new_inbox();
+  // A synchronous subscription to `subject` with no pending limits: its callers bound what can
+  // arrive by what they asked for.
+  Result<SubscriptionPtr> subscribe_sync(const std::string& subject);
 
  private:
   NatsConnection(NatsSettings settings, Logger& log) : settings_(std::move(settings)), log_(log) {}
