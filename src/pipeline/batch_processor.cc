@@ -263,44 +263,15 @@ void BatchProcessor::send_events(InFlight& f) {
 
 void BatchProcessor::await_events(InFlight& f) {
   if (f.events.empty()) return;
-  // The first answer is the PubAcks of send_events; a retry republishes only what has not been
-  // acknowledged (harmless for what was: same Nats-Msg-Id).
-  std::vector<size_t> todo(f.events.size());
-  for (size_t i = 0; i < todo.size(); ++i) todo[i] = i;
-  bool first = true;
-  const Status st = with_retries("publish", f.publishing.size(), [&] {
-    std::vector<Status> statuses;
-    if (first && f.acks) {
-      statuses = f.acks();
-    } else {
-      std::vector<OutboundMessage> subset;
-      subset.reserve(todo.size());
-      for (size_t i : todo) subset.push_back(f.events[i]);
-      statuses = d_.publisher.publish(subset);
-    }
-    first = false;
-    std::vector<size_t> failed;
-    Status first_failure;
-    for (size_t k = 0; k < todo.size(); ++k) {
-      const Status& s =
-          k < statuses.size() ? statuses[k] : Status::unavailable("publish_failed", "no answer");
-      if (s.ok()) continue;
-      Item* owner = f.event_owner[todo[k]];
-      if (s.permanent()) {
-        owner->fate = Fate::kDeadLetter;
-        owner->error = s;
-        continue;
-      }
-      failed.push_back(todo[k]);
-      if (first_failure.ok()) first_failure = s;
-    }
-    todo = std::move(failed);
-    return first_failure;
-  });
-  if (!st.ok()) {
-    for (size_t i : todo) {
-      if (f.event_owner[i]->fate == Fate::kPending) fail_retry(*f.event_owner[i], st);
-    }
+  // The first answer is the PubAcks of send_events.
+  const PublishOutcome out =
+      publish_all("publish", f.publishing.size(), f.events, std::move(f.acks), false);
+  for (const auto& [i, refusal] : out.refused) {
+    f.event_owner[i]->fate = Fate::kDeadLetter;
+    f.event_owner[i]->error = refusal;
+  }
+  for (size_t i : out.unacked) {
+    if (f.event_owner[i]->fate == Fate::kPending) fail_retry(*f.event_owner[i], out.last);
   }
   for (Item* item : f.publishing) {
     if (item->fate != Fate::kPending) continue;
@@ -311,6 +282,47 @@ void BatchProcessor::await_events(InFlight& f) {
       for (const auto& a : r.assets) item->rows += a.metrics.size();
     }
   }
+}
+
+BatchProcessor::PublishOutcome BatchProcessor::publish_all(
+    const char* stage, size_t in_hand, const std::vector<OutboundMessage>& messages,
+    Publisher::PendingAcks first_answer, bool refusal_is_retryable) {
+  // Each try republishes only what has not been acknowledged (harmless for what was: the
+  // stream drops a second copy by its Nats-Msg-Id).
+  const std::string failure_type = refusal_is_retryable ? "dlq_publish_failed" : "publish_failed";
+  PublishOutcome out;
+  out.unacked.resize(messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) out.unacked[i] = i;
+  out.last = with_retries(stage, in_hand, [&] {
+    std::vector<Status> statuses;
+    if (first_answer) {
+      statuses = first_answer();
+      first_answer = nullptr;
+    } else {
+      std::vector<OutboundMessage> subset;
+      subset.reserve(out.unacked.size());
+      for (size_t i : out.unacked) subset.push_back(messages[i]);
+      statuses = d_.publisher.publish(subset);
+    }
+    std::vector<size_t> failed;
+    Status first_failure;
+    for (size_t k = 0; k < out.unacked.size(); ++k) {
+      const Status s =
+          k < statuses.size() ? statuses[k] : Status::unavailable(failure_type, "no answer");
+      if (s.ok()) continue;
+      if (s.permanent() && !refusal_is_retryable) {
+        out.refused.emplace_back(out.unacked[k], s);
+        continue;
+      }
+      failed.push_back(out.unacked[k]);
+      if (first_failure.ok()) {
+        first_failure = s.permanent() ? Status::retryable(failure_type, s.message()) : s;
+      }
+    }
+    out.unacked = std::move(failed);
+    return first_failure;
+  });
+  return out;
 }
 
 void BatchProcessor::dead_letter(std::vector<Item>& items) {
@@ -338,35 +350,13 @@ void BatchProcessor::dead_letter(std::vector<Item>& items) {
   }
   if (records.empty()) return;
 
-  std::vector<size_t> todo(records.size());
-  for (size_t i = 0; i < todo.size(); ++i) todo[i] = i;
-  const Status st = with_retries("dead_letter", owners.size(), [&] {
-    std::vector<OutboundMessage> subset;
-    for (size_t i : todo) subset.push_back(records[i]);
-    const auto statuses = d_.publisher.publish(subset);
-    std::vector<size_t> failed;
-    Status first_failure;
-    for (size_t k = 0; k < todo.size(); ++k) {
-      if (k < statuses.size() && statuses[k].ok()) continue;
-      failed.push_back(todo[k]);
-      if (first_failure.ok()) {
-        first_failure = k < statuses.size()
-                            ? statuses[k]
-                            : Status::unavailable("dlq_publish_failed", "no answer");
-      }
-    }
-    todo = std::move(failed);
-    // A record the DLQ refuses for good is as bad as an outage: the message must not be lost,
-    // so it stays with the stream and is redelivered.
-    if (!first_failure.ok() && first_failure.permanent()) {
-      return Status::retryable("dlq_publish_failed", first_failure.message());
-    }
-    return first_failure;
-  });
-  uint64_t published = records.size() - todo.size();
-  for (size_t i : todo) {
+  // A record the DLQ refuses for good is as bad as an outage: the message must not be lost, so
+  // it is retried like one and, failing that, stays with the stream to be redelivered.
+  const PublishOutcome out = publish_all("dead_letter", owners.size(), records, nullptr, true);
+  const uint64_t published = records.size() - out.unacked.size();
+  for (size_t i : out.unacked) {
     owners[i]->fate = Fate::kRetry;  // not in the DLQ: redeliver rather than lose it
-    owners[i]->error = st;
+    owners[i]->error = out.last;
   }
   d_.metrics.add_dead_lettered(published);
 }

@@ -89,6 +89,17 @@ class BatchProcessor {
   void write_range(const std::vector<Item*>& owners, const std::vector<MessageResult>& results,
                    std::vector<WriteOutcome>& outcomes, size_t begin, size_t end,
                    Timestamp received_at, TelemetrySink::PendingWrite first_answer);
+  // What publish_all could not get acknowledged: indices into its messages.
+  struct PublishOutcome {
+    std::vector<size_t> unacked;                     // still failing when the retries ended
+    std::vector<std::pair<size_t, Status>> refused;  // refused for good by the stream
+    Status last;                                     // what ended the retries (ok if none)
+  };
+  // Publishes `messages` with retries until each is acknowledged or refused, or the retries
+  // give up. `first_answer`, when given, answers the first try (a publish_async already sent).
+  PublishOutcome publish_all(const char* stage, size_t in_hand,
+                             const std::vector<OutboundMessage>& messages,
+                             Publisher::PendingAcks first_answer, bool refusal_is_retryable);
   void send_events(InFlight& f);
   void await_events(InFlight& f);
   void dead_letter(std::vector<Item>& items);
