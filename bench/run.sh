@@ -62,7 +62,7 @@ proc_stats() {  # cpu seconds and peak RSS (MB) of a pid
   local ticks hz
   hz=$(getconf CLK_TCK)
   ticks=$(awk '{print $14 + $15}' "/proc/$1/stat")
-  echo "$(echo "scale=2; $ticks / $hz" | bc) $(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status")"
+  echo "$(awk -v t="$ticks" -v h="$hz" 'BEGIN {printf "%.2f", t / h}') $(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status")"
 }
 
 atw_log "drain: one worker over the backlog"

@@ -83,7 +83,9 @@ atw_start_postgres() {
     runuser -u postgres -- "$ATW_PG_BIN/pg_ctl" -D "$dir" -w -t 60 -l "$dir/server.log" \
       -o "-p $ATW_PG_PORT -c listen_addresses=127.0.0.1 -k /tmp -c max_connections=200 \
           -c shared_buffers=512MB -c wal_buffers=32MB -c max_wal_size=4GB \
-          -c checkpoint_timeout=15min -c checkpoint_completion_target=0.9" start \
+          -c checkpoint_timeout=15min -c checkpoint_completion_target=0.9 \
+          -c log_checkpoints=on -c log_lock_waits=on -c log_autovacuum_min_duration=250ms \
+          -c log_line_prefix='%m [%p] '" start \
       >/dev/null
   fi
   psql -h 127.0.0.1 -p "$ATW_PG_PORT" -U postgres -tAc \
