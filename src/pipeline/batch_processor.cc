@@ -181,6 +181,7 @@ void BatchProcessor::keep_alive() {
   for (const InFlight* f : in_hand_) {
     for (const Item& item : f->items) (void)d_.source.in_progress(*item.delivery);
   }
+  d_.source.keep_buffered_alive();
   (void)d_.source.flush();
 }
 
@@ -291,8 +292,8 @@ BatchProcessor::PublishOutcome BatchProcessor::publish_all(
   // stream drops a second copy by its Nats-Msg-Id).
   const std::string failure_type = refusal_is_retryable ? "dlq_publish_failed" : "publish_failed";
   PublishOutcome out;
-  out.unacked.resize(messages.size());
-  for (size_t i = 0; i < messages.size(); ++i) out.unacked[i] = i;
+  out.unacked.reserve(messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) out.unacked.push_back(i);
   out.last = with_retries(stage, in_hand, [&] {
     std::vector<Status> statuses;
     if (first_answer) {

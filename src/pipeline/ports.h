@@ -52,6 +52,10 @@ class MessageSource {
   virtual Status term(const Delivery& d) = 0;
   virtual Status in_progress(const Delivery& d) = 0;  // resets the server's AckWait timer
   virtual Status flush() = 0;
+  // During an outage: messages the server has already sent but no fetch has returned yet are
+  // kept alive (InProgress) like the ones in hand, so their AckWait does not run out and spend a
+  // delivery; the next fetch returns them first.
+  virtual void keep_buffered_alive() = 0;
   // Shutdown: ask for nothing more; fetch keeps returning what was already asked for.
   virtual void close_intake() = 0;
   // True once intake is closed and nothing more can arrive.

@@ -131,6 +131,10 @@ class FakeSource final : public MessageSource {
     if (journal_ != nullptr) journal_->add("flush");
     return Status();
   }
+  // The queue stands for what the server has sent and no fetch has taken yet.
+  void keep_buffered_alive() override {
+    for (const Delivery& d : queue_) (void)in_progress(d);
+  }
   void close_intake() override { intake_closed = true; }
   bool drained() const override { return intake_closed && queue_.empty(); }
   uint64_t max_deliver() const override { return max_deliver_value; }

@@ -397,6 +397,21 @@ TEST_F(BatchProcessorTest, OutageKeepsEveryMessageInHandAlive) {
   EXPECT_EQ(sink.history.size(), 5u);
 }
 
+TEST_F(BatchProcessorTest, OutageKeepsMessagesTheServerAlreadySentAlive) {
+  // The batch requested ahead arrives while the batch in hand waits for the database: it is not
+  // in hand yet, but its AckWait runs all the same.
+  sink.failures.fail_next(6, Status::unavailable("db_unavailable", "connection refused"));
+  source.push(kSeedMessage);  // t1, in hand
+  auto batch = source.take_all();
+  source.push(message("m-ahead", kSeedMetrics));  // t2, sent by the server, not yet fetched
+  processor().process(batch, clock.now());
+
+  EXPECT_EQ(source.settlement("t1"), "ack");
+  EXPECT_GE(source.in_progress_of("t2"), 2);
+  EXPECT_EQ(source.settlement("t2"), "");  // still the next fetch's to process
+  EXPECT_EQ(source.queued(), 1u);
+}
+
 TEST_F(BatchProcessorTest, KeepaliveCountsTimeSpentInTheFailingCalls) {
   // A connect timeout makes each failing call slow; the keepalive interval is wall time, not
   // the sum of the backoff sleeps.

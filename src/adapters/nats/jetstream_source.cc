@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <iterator>
 
 namespace atw {
 
@@ -67,7 +68,7 @@ Result<std::unique_ptr<JetStreamSource>> JetStreamSource::create(NatsConnection&
 }
 
 bool JetStreamSource::drained() const {
-  if (intake_open_ || !requests_.empty()) return false;
+  if (intake_open_ || !requests_.empty() || !held_.empty()) return false;
   uint64_t queued = 0;
   return natsSubscription_QueuedMsgs(sub_.get(), &queued) != NATS_OK || queued == 0;
 }
@@ -150,6 +151,10 @@ Result<std::vector<Delivery>> JetStreamSource::fetch(size_t max, milliseconds wa
     generation_ = nc_.generation();
   }
   max_outstanding_ = 2 * max;
+  while (!held_.empty() && out.size() < max) {
+    out.push_back(std::move(held_.front()));
+    held_.pop_front();
+  }
   const auto deadline = SteadyClock::now() + wait;
   while (out.size() < max) {
     expire_requests();
@@ -175,6 +180,21 @@ Result<std::vector<Delivery>> JetStreamSource::fetch(size_t max, milliseconds wa
     natsMsg_Destroy(msg);
   }
   return out;
+}
+
+void JetStreamSource::keep_buffered_alive() {
+  uint64_t queued = 0;
+  if (natsSubscription_QueuedMsgs(sub_.get(), &queued) == NATS_OK) {
+    std::vector<Delivery> taken;
+    for (; queued > 0; --queued) {
+      natsMsg* msg = nullptr;
+      if (natsSubscription_NextMsg(&msg, sub_.get(), 1) != NATS_OK) break;
+      take(msg, taken);
+      natsMsg_Destroy(msg);
+    }
+    std::move(taken.begin(), taken.end(), std::back_inserter(held_));
+  }
+  for (const Delivery& d : held_) (void)in_progress(d);
 }
 
 Status JetStreamSource::nak(const Delivery& d, milliseconds delay) {

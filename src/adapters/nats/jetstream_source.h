@@ -53,11 +53,12 @@ class JetStreamSource final : public MessageSource {
   Status term(const Delivery& d) override { return reply(d, "+TERM"); }
   Status in_progress(const Delivery& d) override { return reply(d, "+WPI"); }
   Status flush() override;
+  void keep_buffered_alive() override;
   uint64_t max_deliver() const override { return settings_.max_deliver; }
 
   // Shutdown: no new pull requests; fetch keeps returning what the requests already made bring.
   void close_intake() override { intake_open_ = false; }
-  // True once intake is closed, every request made has ended and nothing is left in the buffer.
+  // True once intake is closed, every request made has ended and nothing is left to return.
   bool drained() const override;
 
   size_t outstanding() const;  // messages requested and not yet received
@@ -86,6 +87,7 @@ class JetStreamSource final : public MessageSource {
   uint64_t next_request_ = 0;
   uint64_t generation_ = 0;
   std::map<uint64_t, PullRequest> requests_;
+  std::deque<Delivery> held_;  // taken off the subscription by keep_buffered_alive
   bool intake_open_ = true;
   size_t max_outstanding_ = 0;
 };
