@@ -1,6 +1,10 @@
 #pragma once
 // The worker's main loop: fetch a batch, process it, repeat; on stop, finish the batch in hand,
 // flush the acknowledgements and return (SPEC D17).
+//
+// Redelivered messages are processed in smaller batches, down to one at a time on their last
+// delivery: a message that crashes the worker takes down everything in hand with it, and
+// without this it would take its batch's other messages to MAX_DELIVER (and the DLQ) too.
 
 #include <atomic>
 #include <functional>
@@ -32,7 +36,14 @@ class Worker {
   // False while NATS cannot be fetched from or a batch waits for a server.
   bool healthy() const { return fetch_ok_.load() && processor_.healthy(); }
 
+  // The largest batch a message on its `delivery_count`-th delivery is processed in.
+  static size_t isolation_limit(size_t batch_size, uint64_t delivery_count, uint64_t max_deliver);
+
  private:
+  // Processes a fetched batch that holds redelivered messages, in delivery order, in runs no
+  // larger than each message's isolation limit; nothing else is in flight meanwhile.
+  void process_isolated(std::vector<Delivery> batch, Timestamp fetched_at);
+
   MessageSource& source_;
   BatchProcessor& processor_;
   const Clock& clock_;

@@ -80,6 +80,33 @@ TEST_F(WorkerTest, ProcessesQueuedMessagesInBatchesUntilStopped) {
   EXPECT_EQ(metrics.snapshot().messages_processed, 5u);
 }
 
+TEST(WorkerIsolation, RedeliveredMessagesGoInSmallerBatchesDownToOneOnTheLastDelivery) {
+  EXPECT_EQ(Worker::isolation_limit(2000, 1, 3), 2000u);
+  EXPECT_EQ(Worker::isolation_limit(2000, 2, 3), 125u);
+  EXPECT_EQ(Worker::isolation_limit(2000, 3, 3), 1u);
+  EXPECT_EQ(Worker::isolation_limit(2000, 3, 5), 7u);
+  EXPECT_EQ(Worker::isolation_limit(2000, 4, 5), 1u);  // 2000 / 16^3 rounds to nothing
+  EXPECT_EQ(Worker::isolation_limit(2000, 9, 5), 1u);
+  EXPECT_EQ(Worker::isolation_limit(2000, 40, 100), 1u);  // no shift past the word size
+}
+
+TEST_F(WorkerTest, ProcessesRedeliveredMessagesInIsolation) {
+  Worker wide{source, processor, clock, log, WorkerSettings{64, milliseconds(1), seconds(5)}};
+  source.max_deliver_value = 3;
+  const uint64_t counts[] = {1, 2, 2, 2, 2, 2, 3, 3};
+  for (int i = 0; i < 8; ++i) source.push(message(i + 1), counts[i]);
+  const uint64_t handled = wide.run(
+      stop, [](milliseconds) {},
+      [&] {
+        if (source.queued() == 0) stop = true;
+      });
+
+  EXPECT_EQ(handled, 8u);
+  // In delivery order: the fresh one, the second deliveries by 64/16 = 4, the last ones alone.
+  EXPECT_EQ(sink.batch_sizes, (std::vector<size_t>{1, 4, 1, 1, 1}));
+  EXPECT_EQ(source.settled_count("ack"), 8u);
+}
+
 TEST_F(WorkerTest, StopsWhenTheFlagIsSetEvenWithNothingToDo) {
   int cycles = 0;
   const uint64_t handled = run([&] {
