@@ -62,6 +62,8 @@ void register_options(CLI::App& app, Config& c) {
   add("--log-level", c.log_level, "LOG_LEVEL", "debug, info, warn or error");
   add("--shutdown-timeout", c.shutdown_timeout_s, "SHUTDOWN_TIMEOUT_S",
       "Longest drain on SIGTERM, in seconds");
+  add("--stall-timeout", c.stall_timeout_s, "STALL_TIMEOUT_S",
+      "/healthz fails once the pipeline has made no step for this many seconds");
 }
 
 Status finalize(Config& c) {
@@ -75,6 +77,7 @@ Status finalize(Config& c) {
   if (c.max_ack_pending < c.batch_size * 2) {
     return bad("--max-ack-pending must be at least twice --batch-size");
   }
+  if (c.stall_timeout_s < 5) return bad("--stall-timeout must be at least 5 s");
   if (c.stream_replicas < 1 || c.stream_replicas > 5) return bad("--stream-replicas must be 1..5");
   if (c.max_payload_bytes < 1024) return bad("--max-payload-bytes must be at least 1024");
   if (c.max_metrics < 1) return bad("--max-metrics must be at least 1");

@@ -42,6 +42,7 @@ struct Config {
   std::string worker_id;  // default: the host name
   std::string log_level = "info";
   int shutdown_timeout_s = 20;
+  int stall_timeout_s = 60;
 
   ValidationLimits limits() const;
   LogLevel level() const;

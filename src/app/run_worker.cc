@@ -1,4 +1,7 @@
+#include <fmt/format.h>
+
 #include <chrono>
+#include <cstdint>
 #include <thread>
 
 #include "adapters/http/http_server.h"
@@ -6,11 +9,13 @@
 #include "adapters/nats/jetstream_publisher.h"
 #include "adapters/nats/jetstream_source.h"
 #include "adapters/nats/nats_connection.h"
+#include "adapters/nats/stream_reader.h"
 #include "adapters/postgres/pg_link_store.h"
 #include "adapters/postgres/pg_writer_pool.h"
 #include "adapters/redis/redis_link_cache.h"
 #include "app/commands.h"
 #include "app/system_clock.h"
+#include "pipeline/max_delivery_net.h"
 #include "pipeline/worker.h"
 
 namespace atw {
@@ -24,12 +29,37 @@ void sleep_for(milliseconds d) {
   std::this_thread::sleep_for(d);
 }
 
+int64_t steady_nanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 // Connects to NATS and sets up the streams and the consumer, retrying until it works or the
 // worker is told to stop: a worker started before its servers waits for them.
 struct NatsSetup {
   std::unique_ptr<NatsConnection> connection;
   std::string input_stream;
+  std::string advisory_stream;  // captures the input consumer's MAX_DELIVERIES advisories
 };
+
+// The safety net's stream (SPEC D14): the server's MAX_DELIVERIES advisories for the input
+// consumer, kept until a worker has turned each into a dead-letter record, so that none is lost
+// while no worker is listening.
+Result<std::string> ensure_advisory_stream(NatsConnection& nc, const Config& c,
+                                           const std::string& input_stream, Logger& log) {
+  StreamSpec spec{
+      fmt::format("{}_{}_MAX_DELIVERIES", input_stream, c.durable),
+      fmt::format("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{}", input_stream, c.durable),
+      seconds(600), c.stream_replicas, "workqueue"};
+  auto stream = ensure_stream(nc, spec, log);
+  if (!stream.ok()) return stream;
+  // Unlimited deliveries: an advisory is retried until its record is stored.
+  Status consumer =
+      ensure_consumer(nc, {*stream, c.durable, spec.subject, -1, seconds(c.ack_wait_s), 1000}, log);
+  if (!consumer.ok()) return consumer;
+  return stream;
+}
 
 Result<NatsSetup> connect_nats(const Config& c, Logger& log, const std::atomic<bool>& stop) {
   NatsSettings settings;
@@ -61,7 +91,10 @@ Result<NatsSetup> connect_nats(const Config& c, Logger& log, const std::atomic<b
                                                   seconds(c.ack_wait_s), c.max_ack_pending},
                                                  log)
                                : dlq.status();
-    if (consumer.ok()) return NatsSetup{std::move(conn).value(), *input};
+    auto advisories = consumer.ok() ? ensure_advisory_stream(**conn, c, *input, log)
+                                    : Result<std::string>(consumer);
+    if (advisories.ok()) return NatsSetup{std::move(conn).value(), *input, *advisories};
+    consumer = advisories.status();
     if (consumer.permanent()) return consumer;
     log.warn("waiting for JetStream", {{"error", consumer.message()}});
     sleep_for(seconds(1));
@@ -90,10 +123,16 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
   PullSettings pull{nats->input_stream, c.durable, static_cast<uint64_t>(c.max_deliver)};
   auto source = JetStreamSource::create(nc, pull, metrics, log);
   auto publisher = JetStreamPublisher::create(nc, seconds(5));
-  if (!source.ok() || !publisher.ok()) {
-    log.error("cannot subscribe",
-              {{"error", (!source.ok() ? source.status() : publisher.status()).message()}});
-    return 1;
+  PullSettings advisory_pull{nats->advisory_stream, c.durable, UINT64_MAX};
+  advisory_pull.reports_pending = false;
+  auto advisories = JetStreamSource::create(nc, advisory_pull, metrics, log);
+  auto net_publisher = JetStreamPublisher::create(nc, seconds(5));
+  for (const Status& st :
+       {source.status(), publisher.status(), advisories.status(), net_publisher.status()}) {
+    if (!st.ok()) {
+      log.error("cannot subscribe", {{"error", st.message()}});
+      return 1;
+    }
   }
 
   PgConnection db(c.database_url);
@@ -124,8 +163,16 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
   ps.dlq_subject = c.dlq_subject;
   ps.limits = c.limits();
   ps.keepalive = milliseconds(c.ack_wait_s * 1000 / 3);
+  // Liveness: the pipeline thread beats at every loop cycle and every wait for a server; a
+  // thread stuck in a call that never returns stops beating and /healthz fails.
+  std::atomic<int64_t> last_beat{steady_nanos()};
+  const auto beat = [&] { last_beat.store(steady_nanos(), std::memory_order_relaxed); };
+  const auto beating_sleep = [&](milliseconds d) {
+    beat();
+    sleep_for(d);
+  };
   BatchProcessor processor({**source, resolver, sink, **publisher, clock, metrics, log}, ps, stop,
-                           sleep_for);
+                           beating_sleep);
   Worker worker(**source, processor, clock, log,
                 {static_cast<size_t>(c.batch_size), milliseconds(c.fetch_wait_ms),
                  seconds(c.shutdown_timeout_s / 2)});
@@ -136,7 +183,11 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
                      return render_prometheus(metrics.snapshot(),
                                               {ATW_VERSION, c.worker_id, nats->input_stream});
                    },
-                   [&] { return nc.connected() && db_up.load() && worker.healthy(); }});
+                   [&] { return nc.connected() && db_up.load() && worker.healthy(); },
+                   [&] {
+                     const int64_t silent = steady_nanos() - last_beat.load();
+                     return silent < int64_t{c.stall_timeout_s} * 1'000'000'000;
+                   }});
   if (Status st = http.start(c.http_addr); !st.ok()) {
     log.error("cannot serve HTTP", {{"error", st.message()}});
     return 2;
@@ -145,6 +196,7 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
 
   auto last_probe = std::chrono::steady_clock::now();
   const auto on_cycle = [&] {
+    beat();
     const auto now = std::chrono::steady_clock::now();
     if (now - last_probe >= seconds(5)) {
       last_probe = now;
@@ -157,7 +209,17 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
     metrics.set_up("postgres", db_up.load());
     metrics.set_up("nats", nc.connected());
   };
-  const uint64_t handled = worker.run(stop, sleep_for, on_cycle);
+  // The safety net runs beside the pipeline, on its own consumer and publisher.
+  StreamMessageStore input_store(nc);
+  MaxDeliveryNet net({**advisories, input_store, **net_publisher, clock, metrics, log},
+                     c.dlq_subject, seconds(5));
+  std::thread net_thread([&] {
+    while (!stop.load()) {
+      if (net.poll(seconds(1)) == 0 && !nc.connected()) sleep_for(seconds(1));
+    }
+  });
+  const uint64_t handled = worker.run(stop, beating_sleep, on_cycle);
+  net_thread.join();
   http.stop();
   log.info("stopped", {{"messages", handled}});
   return 0;

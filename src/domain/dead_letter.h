@@ -27,4 +27,10 @@ std::string to_json(const DeadLetter& record);
 
 std::string base64_encode(std::string_view bytes);
 
+// The Nats-Msg-Id of the dead-letter record of one stream message: every path that
+// dead-letters the same message gives the same id, so the DLQ stream stores it once.
+inline std::string dead_letter_msg_id(std::string_view stream, uint64_t stream_sequence) {
+  return "dlq:" + std::string(stream) + ":" + std::to_string(stream_sequence);
+}
+
 }  // namespace atw

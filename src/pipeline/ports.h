@@ -46,7 +46,9 @@ class MessageSource {
   virtual ~MessageSource() = default;
   // Up to `max` messages; returns early with fewer when `wait` has passed since the first one
   // arrived, or an empty batch when none came within `wait`. Unavailable while disconnected.
-  virtual Result<std::vector<Delivery>> fetch(size_t max, milliseconds wait) = 0;
+  // Up to `ahead` more are requested for the next fetch, so that the server sends them while
+  // this batch is processed; with 0, no more than `max` messages are ever in this worker's hands.
+  virtual Result<std::vector<Delivery>> fetch(size_t max, milliseconds wait, size_t ahead) = 0;
   virtual Status ack(const Delivery& d) = 0;
   virtual Status nak(const Delivery& d, milliseconds delay) = 0;
   virtual Status term(const Delivery& d) = 0;
@@ -62,6 +64,24 @@ class MessageSource {
   virtual bool drained() const = 0;
   // Deliveries after which the server gives up on a message (MaxDeliver).
   virtual uint64_t max_deliver() const = 0;
+};
+
+// Stored stream messages, by sequence: what the DLQ's safety net needs of the input stream.
+// Thread-safe.
+struct StoredPayload {
+  std::string subject;
+  std::string payload;
+};
+class MessageStore {
+ public:
+  virtual ~MessageStore() = default;
+  // The message `sequence` of `stream`; nullopt when the stream no longer holds it.
+  virtual Result<std::optional<StoredPayload>> get(const std::string& stream,
+                                                   uint64_t sequence) = 0;
+  // Settles a message the consumer gave up on (MAX_DELIVER) once it is dead-lettered, so that
+  // the consumer's ack floor moves past it.
+  virtual Status term(const std::string& stream, const std::string& consumer,
+                      uint64_t sequence) = 0;
 };
 
 struct OutboundMessage {

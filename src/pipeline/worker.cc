@@ -55,13 +55,15 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
     return processor_.start(std::move(batch), fetched_at);
   };
 
+  size_t window = 1;  // see the header: slow start, shrunk by redeliveries
   while (!stop.load()) {
     if (on_cycle) on_cycle();
     // The next batch is fetched and started before the pending one is finished: the pending
     // batch's write runs on its database connection while this fetch waits (at most
     // fetch_wait) and while the next batch is prepared, and the next batch's write runs while
     // the pending batch's events are published.
-    auto batch = source_.fetch(settings_.batch_size, settings_.fetch_wait);
+    const bool full = window >= settings_.batch_size;
+    auto batch = source_.fetch(window, settings_.fetch_wait, full ? window : 0);
     if (!batch.ok()) {
       finish_pending();
       if (fetch_ok_.exchange(false)) {
@@ -74,17 +76,22 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
     }
     if (!fetch_ok_.exchange(true)) log_.info("fetching again");
     backoff = milliseconds{100};
-    if (batch->empty()) {
-      finish_pending();
-      continue;
-    }
-    if (std::any_of(batch->begin(), batch->end(),
-                    [](const Delivery& d) { return d.delivery_count > 1; })) {
+    uint64_t most_delivered = 1;
+    for (const Delivery& d : *batch) most_delivered = std::max(most_delivered, d.delivery_count);
+    if (most_delivered > 1) {
+      window = isolation_limit(settings_.batch_size, most_delivered, source_.max_deliver());
       finish_pending();
       handled += batch->size();
       process_isolated(std::move(batch).value(), clock_.now());
       continue;
     }
+    if (batch->empty()) {
+      // No growth on an empty fetch: an idle worker must not be at its widest when the
+      // redeliveries of a crashed one come due.
+      finish_pending();
+      continue;
+    }
+    window = std::min(settings_.batch_size, window * 2);
     auto next = start(std::move(batch).value());
     finish_pending();
     pending = std::move(next);
@@ -96,7 +103,7 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
   source_.close_intake();
   const auto deadline = std::chrono::steady_clock::now() + settings_.drain_limit;
   while (!source_.drained() && std::chrono::steady_clock::now() < deadline) {
-    auto batch = source_.fetch(settings_.batch_size, settings_.fetch_wait);
+    auto batch = source_.fetch(settings_.batch_size, settings_.fetch_wait, 0);
     if (!batch.ok()) break;
     if (!batch->empty()) processor_.finish(start(std::move(batch).value()));
   }

@@ -2,9 +2,13 @@
 // The worker's main loop: fetch a batch, process it, repeat; on stop, finish the batch in hand,
 // flush the acknowledgements and return (SPEC D17).
 //
-// Redelivered messages are processed in smaller batches, down to one at a time on their last
-// delivery: a message that crashes the worker takes down everything in hand with it, and
-// without this it would take its batch's other messages to MAX_DELIVER (and the DLQ) too.
+// A message that crashes the worker takes down everything in its hands, and redelivered messages
+// may be such a message: every message in hand when it crashes again moves one delivery closer
+// to MAX_DELIVER (and the DLQ) with it. So the worker keeps few in hand while there is a sign of
+// trouble: it starts with a window of one message, nothing requested ahead, and doubles the
+// window up to the batch size while the messages it gets are first deliveries. A redelivered
+// message shrinks the window to its isolation limit (a sixteenth of the batch per earlier
+// delivery, one on the last delivery) and is processed in runs no larger than that.
 
 #include <atomic>
 #include <functional>

@@ -36,7 +36,7 @@ TEST(PullSourceSoak, EveryMessageOnceNoOverflowAndWaitsAreHonoured) {
   // 1. Empty stream: a fetch waits for its whole wait (no early return).
   const auto empty_start = std::chrono::steady_clock::now();
   for (int i = 0; i < 10; ++i) {
-    auto batch = src.fetch(50, 100ms);
+    auto batch = src.fetch(50, 100ms, 50);
     ASSERT_TRUE(batch.ok());
     EXPECT_TRUE(batch->empty());
   }
@@ -71,7 +71,7 @@ TEST(PullSourceSoak, EveryMessageOnceNoOverflowAndWaitsAreHonoured) {
     }
     const size_t max = std::uniform_int_distribution<size_t>(1, 300)(rng);
     const auto wait = std::chrono::milliseconds(std::uniform_int_distribution<int>(1, 30)(rng));
-    auto batch = src.fetch(max, wait);
+    auto batch = src.fetch(max, wait, max);
     ASSERT_TRUE(batch.ok()) << batch.status().to_string();
     ++fetches;
     ASSERT_LE(batch->size(), max) << "a fetch returned more than it was asked for";

@@ -104,8 +104,9 @@ class FakeSource final : public MessageSource {
   }
   size_t queued() const { return queue_.size(); }
 
-  Result<std::vector<Delivery>> fetch(size_t max, milliseconds) override {
+  Result<std::vector<Delivery>> fetch(size_t max, milliseconds, size_t ahead) override {
     ++fetch_calls;
+    fetches.push_back({max, ahead});
     if (on_fetch) on_fetch();
     if (auto st = fetch_failures.take()) return *st;
     std::vector<Delivery> out;
@@ -156,6 +157,7 @@ class FakeSource final : public MessageSource {
   }
 
   uint64_t max_deliver_value = 3;
+  std::vector<std::pair<size_t, size_t>> fetches;  // (max, ahead) of each fetch
   FailureScript fetch_failures;
   std::function<void()> on_fetch;  // runs at the start of every fetch
   std::map<std::string, milliseconds> nak_delays;

@@ -73,7 +73,8 @@ TEST_F(WorkerTest, ProcessesQueuedMessagesInBatchesUntilStopped) {
   for (int i = 1; i <= 5; ++i) {
     EXPECT_EQ(source.settlement(fmt::format("t{}", i)), "ack") << i;
   }
-  EXPECT_EQ(sink.batch_sizes, (std::vector<size_t>{2, 2, 1}));  // batch_size 2
+  // Slow start: one message first, then the batch size (2).
+  EXPECT_EQ(sink.batch_sizes, (std::vector<size_t>{1, 2, 2}));
   EXPECT_EQ(sink.processed.size(), 5u);
   EXPECT_EQ(publisher.stored.size(), 5u);
   EXPECT_EQ(sink.assets.at("asset-1").health_score, 100);
@@ -90,21 +91,62 @@ TEST(WorkerIsolation, RedeliveredMessagesGoInSmallerBatchesDownToOneOnTheLastDel
   EXPECT_EQ(Worker::isolation_limit(2000, 40, 100), 1u);  // no shift past the word size
 }
 
-TEST_F(WorkerTest, ProcessesRedeliveredMessagesInIsolation) {
+TEST_F(WorkerTest, StartsWithOneMessageAndNothingAheadThenDoublesUpToTheBatch) {
+  Worker wide{source, processor, clock, log, WorkerSettings{8, milliseconds(1), seconds(5)}};
+  for (int i = 1; i <= 20; ++i) source.push(message(i));
+  wide.run(
+      stop, [](milliseconds) {},
+      [&] {
+        if (source.queued() == 0) stop = true;
+      });
+  // (max, ahead): nothing requested ahead until the window is the whole batch.
+  ASSERT_GE(source.fetches.size(), 5u);
+  EXPECT_EQ(std::vector(source.fetches.begin(), source.fetches.begin() + 5),
+            (std::vector<std::pair<size_t, size_t>>{{1, 0}, {2, 0}, {4, 0}, {8, 8}, {8, 8}}));
+  EXPECT_EQ(sink.batch_sizes, (std::vector<size_t>{1, 2, 4, 8, 5}));
+  EXPECT_EQ(source.settled_count("ack"), 20u);
+}
+
+TEST_F(WorkerTest, AnIdleWorkerDoesNotWidenItsWindow) {
+  Worker wide{source, processor, clock, log, WorkerSettings{8, milliseconds(1), seconds(5)}};
+  int cycles = 0;
+  wide.run(
+      stop, [](milliseconds) {},
+      [&] {
+        if (++cycles == 10) source.push(message(1), 3);  // a last delivery, after idling
+        if (cycles > 10 && source.queued() == 0) stop = true;
+      });
+  ASSERT_GE(source.fetches.size(), 10u);
+  for (const auto& [max, ahead] : source.fetches) {
+    EXPECT_EQ(max, 1u);
+    EXPECT_EQ(ahead, 0u);
+  }
+  EXPECT_EQ(source.settlement("t1"), "ack");
+}
+
+TEST_F(WorkerTest, RedeliveriesShrinkTheWindowAndAreProcessedInIsolation) {
   Worker wide{source, processor, clock, log, WorkerSettings{64, milliseconds(1), seconds(5)}};
   source.max_deliver_value = 3;
-  const uint64_t counts[] = {1, 2, 2, 2, 2, 2, 3, 3};
-  for (int i = 0; i < 8; ++i) source.push(message(i + 1), counts[i]);
+  // Five first deliveries (slow start takes 1, 2, then the window is 4), then second and last
+  // deliveries mixed.
+  const uint64_t counts[] = {1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 1, 1};
+  for (size_t i = 0; i < std::size(counts); ++i) source.push(message(int(i) + 1), counts[i]);
   const uint64_t handled = wide.run(
       stop, [](milliseconds) {},
       [&] {
         if (source.queued() == 0) stop = true;
       });
 
-  EXPECT_EQ(handled, 8u);
-  // In delivery order: the fresh one, the second deliveries by 64/16 = 4, the last ones alone.
-  EXPECT_EQ(sink.batch_sizes, (std::vector<size_t>{1, 4, 1, 1, 1}));
-  EXPECT_EQ(source.settled_count("ack"), 8u);
+  EXPECT_EQ(handled, 12u);
+  // Fetches: 1 | 2 | 4 = [m4..m7, second deliveries: window becomes 64/16 = 4] |
+  // 4 = [m8 (2nd), m9, m10 (last), m11: window 1] | 1 = [m12] | ...
+  ASSERT_GE(source.fetches.size(), 5u);
+  EXPECT_EQ(std::vector(source.fetches.begin(), source.fetches.begin() + 5),
+            (std::vector<std::pair<size_t, size_t>>{{1, 0}, {2, 0}, {4, 0}, {4, 0}, {1, 0}}));
+  // Runs: m1 | m2 m3 (overlapped) | m4..m7 as one run of second deliveries | m8 | m9 | m10 |
+  // m11 (a first delivery, but in an isolated fetch) | m12.
+  EXPECT_EQ(sink.batch_sizes, (std::vector<size_t>{1, 2, 4, 1, 1, 1, 1, 1}));
+  EXPECT_EQ(source.settled_count("ack"), 12u);
 }
 
 TEST_F(WorkerTest, StopsWhenTheFlagIsSetEvenWithNothingToDo) {

@@ -23,8 +23,10 @@ Status HttpServer::start(const std::string& address) {
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(handlers_.metrics(), "text/plain; version=0.0.4; charset=utf-8");
   });
-  server_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("ok\n", "text/plain");
+  server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+    const bool alive = !handlers_.alive || handlers_.alive();
+    res.status = alive ? 200 : 503;
+    res.set_content(alive ? "ok\n" : "stalled\n", "text/plain");
   });
   server_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
     const bool ready = handlers_.ready();

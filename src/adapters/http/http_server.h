@@ -1,6 +1,6 @@
 #pragma once
-// GET /metrics, /healthz (the process is alive) and /readyz (NATS and PostgreSQL reachable),
-// served from a thread of its own (SPEC D16).
+// GET /metrics, /healthz (the process is alive and its pipeline not stuck) and /readyz (NATS
+// and PostgreSQL reachable), served from a thread of its own (SPEC D16).
 
 #include <functional>
 #include <memory>
@@ -20,6 +20,7 @@ class HttpServer {
   struct Handlers {
     std::function<std::string()> metrics;
     std::function<bool()> ready;
+    std::function<bool()> alive;  // false: /healthz fails, so that the process is restarted
   };
   HttpServer(Handlers handlers);
   ~HttpServer();

@@ -113,7 +113,7 @@ void JetStreamSource::take(natsMsg* msg, std::vector<Delivery>& out) {
     d.ack_token = reply;
     d.stream_pending = pending;
     out.push_back(std::move(d));
-    metrics_.set_pending(static_cast<int64_t>(pending), -1);
+    if (settings_.reports_pending) metrics_.set_pending(static_cast<int64_t>(pending), -1);
     if (!requests_.empty() && --requests_.begin()->second.remaining == 0) {
       requests_.erase(requests_.begin());
     }
@@ -139,7 +139,7 @@ void JetStreamSource::take(natsMsg* msg, std::vector<Delivery>& out) {
   }
 }
 
-Result<std::vector<Delivery>> JetStreamSource::fetch(size_t max, milliseconds wait) {
+Result<std::vector<Delivery>> JetStreamSource::fetch(size_t max, milliseconds wait, size_t ahead) {
   std::vector<Delivery> out;
   if (!nc_.connected()) {
     return Status::unavailable("nats_unavailable", "not connected to NATS");
@@ -150,7 +150,7 @@ Result<std::vector<Delivery>> JetStreamSource::fetch(size_t max, milliseconds wa
     requests_.clear();
     generation_ = nc_.generation();
   }
-  max_outstanding_ = 2 * max;
+  max_outstanding_ = max + std::min(ahead, max);
   while (!held_.empty() && out.size() < max) {
     out.push_back(std::move(held_.front()));
     held_.pop_front();
@@ -158,7 +158,7 @@ Result<std::vector<Delivery>> JetStreamSource::fetch(size_t max, milliseconds wa
   const auto deadline = SteadyClock::now() + wait;
   while (out.size() < max) {
     expire_requests();
-    // Keep one batch requested ahead of this one.
+    // This batch, and what is wanted ahead of it.
     while (intake_open_ && outstanding() + max <= max_outstanding_) {
       if (Status st = request_more(max); !st.ok()) {
         if (out.empty()) return st;

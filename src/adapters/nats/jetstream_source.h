@@ -12,8 +12,8 @@
 //     `expires + grace` after it was sent (a lost status), or at a reconnect;
 //   - a message that arrives for a request already written off is still delivered: it is a real
 //     delivery that must be acked, never dropped.
-// One batch is kept requested ahead, so the server delivers the next batch while the pipeline
-// works on this one.
+// Up to one batch is kept requested ahead (the caller says how much), so the server delivers the
+// next batch while the pipeline works on this one.
 //
 // Not thread-safe: owned by the pipeline thread. Acks are published without waiting (nats.c
 // buffers them and its flusher thread writes them in bulk).
@@ -36,6 +36,7 @@ struct PullSettings {
   uint64_t max_deliver = 3;
   std::chrono::milliseconds expires{1000};  // server-side life of one pull request
   std::chrono::milliseconds grace{2000};    // written off locally this long after expiry
+  bool reports_pending = true;  // whether this consumer's backlog is the worker's pending gauge
 };
 
 // Parses a JetStream ack subject ($JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.
@@ -47,7 +48,7 @@ class JetStreamSource final : public MessageSource {
   static Result<std::unique_ptr<JetStreamSource>> create(NatsConnection& nc, PullSettings settings,
                                                          WorkerMetrics& metrics, Logger& log);
 
-  Result<std::vector<Delivery>> fetch(size_t max, milliseconds wait) override;
+  Result<std::vector<Delivery>> fetch(size_t max, milliseconds wait, size_t ahead) override;
   Status ack(const Delivery& d) override { return reply(d, "+ACK"); }
   Status nak(const Delivery& d, milliseconds delay) override;
   Status term(const Delivery& d) override { return reply(d, "+TERM"); }

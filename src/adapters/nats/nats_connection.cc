@@ -166,7 +166,7 @@ Result<std::string> ensure_stream(NatsConnection& nc, const StreamSpec& spec, Lo
       {"name", spec.default_name},
       {"subjects", {spec.subject}},
       {"storage", "file"},
-      {"retention", "limits"},
+      {"retention", spec.retention},
       {"num_replicas", spec.replicas},
       {"duplicate_window", ns(spec.duplicate_window)},
   };

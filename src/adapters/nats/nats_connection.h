@@ -84,6 +84,7 @@ struct StreamSpec {
   std::string subject;
   std::chrono::seconds duplicate_window{600};
   int replicas = 1;
+  std::string retention = "limits";  // "workqueue": a message is gone once a consumer acks it
 };
 // Returns the name of the stream that captures the subject, creating it where missing.
 Result<std::string> ensure_stream(NatsConnection& nc, const StreamSpec& spec, Logger& log);

@@ -45,6 +45,24 @@ Result<StreamState> stream_state(NatsConnection& nc, const std::string& stream) 
                      s.value("last_seq", uint64_t{0})};
 }
 
+Result<std::optional<StoredMessage>> read_message(NatsConnection& nc, const std::string& stream,
+                                                  uint64_t seq) {
+  auto r = nc.api("$JS.API.STREAM.MSG.GET." + stream, fmt::format(R"({{"seq":{}}})", seq));
+  if (!r.ok()) {
+    if (r.status().permanent()) return std::optional<StoredMessage>();  // deleted or purged
+    return r.status();
+  }
+  const auto json = nlohmann::json::parse(*r, nullptr, false);
+  if (!json.is_object() || !json.contains("message")) {
+    return Status::unavailable("nats_api", "unexpected STREAM.MSG.GET reply");
+  }
+  const auto& m = json["message"];
+  return std::optional<StoredMessage>(
+      StoredMessage{m.value("seq", seq), m.value("subject", std::string()),
+                    base64_decode(m.value("data", std::string())),
+                    base64_decode(m.value("hdrs", std::string())), m.value("time", std::string())});
+}
+
 Result<std::vector<StoredMessage>> read_stream(NatsConnection& nc, const std::string& stream,
                                                uint64_t from, size_t max) {
   std::vector<StoredMessage> out;
@@ -52,20 +70,34 @@ Result<std::vector<StoredMessage>> read_stream(NatsConnection& nc, const std::st
   if (!state.ok()) return state.status();
   for (uint64_t seq = std::max(from, state->first_seq); seq <= state->last_seq && out.size() < max;
        ++seq) {
-    auto r = nc.api("$JS.API.STREAM.MSG.GET." + stream, fmt::format(R"({{"seq":{}}})", seq));
-    if (!r.ok()) {
-      if (r.status().permanent()) continue;  // deleted or purged
-      return r.status();
-    }
-    const auto json = nlohmann::json::parse(*r, nullptr, false);
-    if (!json.is_object() || !json.contains("message")) continue;
-    const auto& m = json["message"];
-    out.push_back(StoredMessage{m.value("seq", seq), m.value("subject", std::string()),
-                                base64_decode(m.value("data", std::string())),
-                                base64_decode(m.value("hdrs", std::string())),
-                                m.value("time", std::string())});
+    auto m = read_message(nc, stream, seq);
+    if (!m.ok()) return m.status();
+    if (m->has_value()) out.push_back(std::move(m->value()));
   }
   return out;
+}
+
+Status StreamMessageStore::term(const std::string& stream, const std::string& consumer,
+                                uint64_t sequence) {
+  // The server finds a pending message by the stream sequence of its ack subject; the other
+  // tokens (delivery count, consumer sequence, time, pending) are not needed to settle it.
+  const std::string subject = fmt::format("$JS.ACK.{}.{}.1.{}.0.0.0", stream, consumer, sequence);
+  const std::string_view body = "+TERM";
+  const natsStatus s = natsConnection_Publish(nc_.raw(), subject.c_str(), body.data(),
+                                              static_cast<int>(body.size()));
+  if (s != NATS_OK) {
+    return Status::unavailable("nats_unavailable", fmt::format("term: {}", natsStatus_GetText(s)));
+  }
+  return Status();
+}
+
+Result<std::optional<StoredPayload>> StreamMessageStore::get(const std::string& stream,
+                                                             uint64_t sequence) {
+  auto m = read_message(nc_, stream, sequence);
+  if (!m.ok()) return m.status();
+  if (!m->has_value()) return std::optional<StoredPayload>();
+  return std::optional<StoredPayload>(
+      StoredPayload{std::move(m->value().subject), std::move(m->value().data)});
 }
 
 Status delete_stream_message(NatsConnection& nc, const std::string& stream, uint64_t seq) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "adapters/nats/nats_connection.h"
+#include "pipeline/ports.h"
 
 namespace atw {
 
@@ -26,6 +27,10 @@ struct StreamState {
 
 Result<StreamState> stream_state(NatsConnection& nc, const std::string& stream);
 
+// The message `seq` of `stream`; nullopt when the stream no longer holds it.
+Result<std::optional<StoredMessage>> read_message(NatsConnection& nc, const std::string& stream,
+                                                  uint64_t seq);
+
 // Messages with sequence >= `from`, in order, at most `max` (deleted sequences are skipped).
 Result<std::vector<StoredMessage>> read_stream(NatsConnection& nc, const std::string& stream,
                                                uint64_t from, size_t max);
@@ -33,5 +38,16 @@ Result<std::vector<StoredMessage>> read_stream(NatsConnection& nc, const std::st
 Status delete_stream_message(NatsConnection& nc, const std::string& stream, uint64_t seq);
 
 std::string base64_decode(std::string_view in);
+
+// MessageStore over read_message. Thread-safe (NATS requests are).
+class StreamMessageStore final : public MessageStore {
+ public:
+  explicit StreamMessageStore(NatsConnection& nc) : nc_(nc) {}
+  Result<std::optional<StoredPayload>> get(const std::string& stream, uint64_t sequence) override;
+  Status term(const std::string& stream, const std::string& consumer, uint64_t sequence) override;
+
+ private:
+  NatsConnection& nc_;
+};
 
 }  // namespace atw
