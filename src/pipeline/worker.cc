@@ -6,29 +6,21 @@
 
 namespace atw {
 
-size_t Worker::isolation_limit(size_t batch_size, uint64_t delivery_count, uint64_t max_deliver) {
-  if (delivery_count <= 1) return batch_size;
-  if (delivery_count >= max_deliver) return 1;
-  // A sixteenth of the batch per earlier delivery: a crash on the second delivery takes at most
-  // batch_size/16 messages (and the rest of that fetch) to their third.
-  const uint64_t shift = std::min<uint64_t>(4 * (delivery_count - 1), 63);
-  return std::max<size_t>(1, batch_size >> shift);
-}
-
 void Worker::process_isolated(std::vector<Delivery> batch, Timestamp fetched_at) {
-  const uint64_t max_deliver = source_.max_deliver();
   size_t begin = 0;
   while (begin < batch.size()) {
-    const size_t limit =
-        isolation_limit(settings_.batch_size, batch[begin].delivery_count, max_deliver);
     size_t end = begin + 1;
-    while (end < batch.size() && end - begin < limit &&
-           isolation_limit(settings_.batch_size, batch[end].delivery_count, max_deliver) == limit) {
-      ++end;
+    if (batch[begin].delivery_count == 1) {
+      while (end < batch.size() && batch[end].delivery_count == 1) ++end;
     }
     std::vector<Delivery> run(
         std::make_move_iterator(batch.begin() + static_cast<ptrdiff_t>(begin)),
         std::make_move_iterator(batch.begin() + static_cast<ptrdiff_t>(end)));
+    if (log_.enabled(LogLevel::kDebug)) {
+      log_.debug("isolated run", {{"messages", static_cast<uint64_t>(run.size())},
+                                  {"firstSequence", run.front().stream_sequence},
+                                  {"deliveryCount", run.front().delivery_count}});
+    }
     processor_.process(run, fetched_at);
     begin = end;
   }
@@ -76,10 +68,9 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
     }
     if (!fetch_ok_.exchange(true)) log_.info("fetching again");
     backoff = milliseconds{100};
-    uint64_t most_delivered = 1;
-    for (const Delivery& d : *batch) most_delivered = std::max(most_delivered, d.delivery_count);
-    if (most_delivered > 1) {
-      window = isolation_limit(settings_.batch_size, most_delivered, source_.max_deliver());
+    if (std::any_of(batch->begin(), batch->end(),
+                    [](const Delivery& d) { return d.delivery_count > 1; })) {
+      window = 1;
       finish_pending();
       handled += batch->size();
       process_isolated(std::move(batch).value(), clock_.now());

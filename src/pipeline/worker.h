@@ -2,13 +2,14 @@
 // The worker's main loop: fetch a batch, process it, repeat; on stop, finish the batch in hand,
 // flush the acknowledgements and return (SPEC D17).
 //
-// A message that crashes the worker takes down everything in its hands, and redelivered messages
-// may be such a message: every message in hand when it crashes again moves one delivery closer
-// to MAX_DELIVER (and the DLQ) with it. So the worker keeps few in hand while there is a sign of
-// trouble: it starts with a window of one message, nothing requested ahead, and doubles the
-// window up to the batch size while the messages it gets are first deliveries. A redelivered
-// message shrinks the window to its isolation limit (a sixteenth of the batch per earlier
-// delivery, one on the last delivery) and is processed in runs no larger than that.
+// A message that crashes the worker takes down everything in its hands, and a redelivered
+// message may be such a message: every message in hand when it crashes again moves one delivery
+// closer to MAX_DELIVER (and the DLQ) with it. So the worker keeps one message in hand while
+// there is a sign of trouble: it starts with a window of one message and nothing requested
+// ahead, and doubles the window up to the batch size while the messages it gets are first
+// deliveries; a redelivered message sets the window back to one and is processed alone. A
+// message that crashes every delivery then reaches its last delivery alone, and only it goes
+// to the DLQ (through the MAX_DELIVERIES advisory).
 
 #include <atomic>
 #include <functional>
@@ -40,12 +41,10 @@ class Worker {
   // False while NATS cannot be fetched from or a batch waits for a server.
   bool healthy() const { return fetch_ok_.load() && processor_.healthy(); }
 
-  // The largest batch a message on its `delivery_count`-th delivery is processed in.
-  static size_t isolation_limit(size_t batch_size, uint64_t delivery_count, uint64_t max_deliver);
-
  private:
-  // Processes a fetched batch that holds redelivered messages, in delivery order, in runs no
-  // larger than each message's isolation limit; nothing else is in flight meanwhile.
+  // Processes a fetched batch that holds redelivered messages, in delivery order: each
+  // redelivered message alone, the first deliveries between them together; nothing else is in
+  // flight meanwhile.
   void process_isolated(std::vector<Delivery> batch, Timestamp fetched_at);
 
   MessageSource& source_;

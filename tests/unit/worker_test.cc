@@ -81,16 +81,6 @@ TEST_F(WorkerTest, ProcessesQueuedMessagesInBatchesUntilStopped) {
   EXPECT_EQ(metrics.snapshot().messages_processed, 5u);
 }
 
-TEST(WorkerIsolation, RedeliveredMessagesGoInSmallerBatchesDownToOneOnTheLastDelivery) {
-  EXPECT_EQ(Worker::isolation_limit(2000, 1, 3), 2000u);
-  EXPECT_EQ(Worker::isolation_limit(2000, 2, 3), 125u);
-  EXPECT_EQ(Worker::isolation_limit(2000, 3, 3), 1u);
-  EXPECT_EQ(Worker::isolation_limit(2000, 3, 5), 7u);
-  EXPECT_EQ(Worker::isolation_limit(2000, 4, 5), 1u);  // 2000 / 16^3 rounds to nothing
-  EXPECT_EQ(Worker::isolation_limit(2000, 9, 5), 1u);
-  EXPECT_EQ(Worker::isolation_limit(2000, 40, 100), 1u);  // no shift past the word size
-}
-
 TEST_F(WorkerTest, StartsWithOneMessageAndNothingAheadThenDoublesUpToTheBatch) {
   Worker wide{source, processor, clock, log, WorkerSettings{8, milliseconds(1), seconds(5)}};
   for (int i = 1; i <= 20; ++i) source.push(message(i));
@@ -124,12 +114,10 @@ TEST_F(WorkerTest, AnIdleWorkerDoesNotWidenItsWindow) {
   EXPECT_EQ(source.settlement("t1"), "ack");
 }
 
-TEST_F(WorkerTest, RedeliveriesShrinkTheWindowAndAreProcessedInIsolation) {
+TEST_F(WorkerTest, RedeliveriesAreProcessedAloneAndSetTheWindowBackToOne) {
   Worker wide{source, processor, clock, log, WorkerSettings{64, milliseconds(1), seconds(5)}};
-  source.max_deliver_value = 3;
-  // Five first deliveries (slow start takes 1, 2, then the window is 4), then second and last
-  // deliveries mixed.
-  const uint64_t counts[] = {1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 1, 1};
+  // Slow start takes 1, 2, then 4: m4..m7 mixes first and second deliveries.
+  const uint64_t counts[] = {1, 1, 1, 1, 2, 1, 3, 1, 1, 1};
   for (size_t i = 0; i < std::size(counts); ++i) source.push(message(int(i) + 1), counts[i]);
   const uint64_t handled = wide.run(
       stop, [](milliseconds) {},
@@ -137,16 +125,16 @@ TEST_F(WorkerTest, RedeliveriesShrinkTheWindowAndAreProcessedInIsolation) {
         if (source.queued() == 0) stop = true;
       });
 
-  EXPECT_EQ(handled, 12u);
-  // Fetches: 1 | 2 | 4 = [m4..m7, second deliveries: window becomes 64/16 = 4] |
-  // 4 = [m8 (2nd), m9, m10 (last), m11: window 1] | 1 = [m12] | ...
-  ASSERT_GE(source.fetches.size(), 5u);
-  EXPECT_EQ(std::vector(source.fetches.begin(), source.fetches.begin() + 5),
-            (std::vector<std::pair<size_t, size_t>>{{1, 0}, {2, 0}, {4, 0}, {4, 0}, {1, 0}}));
-  // Runs: m1 | m2 m3 (overlapped) | m4..m7 as one run of second deliveries | m8 | m9 | m10 |
-  // m11 (a first delivery, but in an isolated fetch) | m12.
-  EXPECT_EQ(sink.batch_sizes, (std::vector<size_t>{1, 2, 4, 1, 1, 1, 1, 1}));
-  EXPECT_EQ(source.settled_count("ack"), 12u);
+  EXPECT_EQ(handled, 10u);
+  // Fetches: 1 | 2 | 4 = [m4, m5 (2nd), m6, m7 (3rd)]: window back to 1 | 1 = [m8] | 2 = [m9,
+  // m10].
+  ASSERT_GE(source.fetches.size(), 6u);
+  EXPECT_EQ(
+      std::vector(source.fetches.begin(), source.fetches.begin() + 6),
+      (std::vector<std::pair<size_t, size_t>>{{1, 0}, {2, 0}, {4, 0}, {1, 0}, {2, 0}, {4, 0}}));
+  // Runs: m1 | m2 m3 | m4 | m5 alone | m6 | m7 alone | m8 | m9 m10.
+  EXPECT_EQ(sink.batch_sizes, (std::vector<size_t>{1, 2, 1, 1, 1, 1, 1, 2}));
+  EXPECT_EQ(source.settled_count("ack"), 10u);
 }
 
 TEST_F(WorkerTest, StopsWhenTheFlagIsSetEvenWithNothingToDo) {
