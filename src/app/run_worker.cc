@@ -41,6 +41,7 @@ struct NatsSetup {
   std::unique_ptr<NatsConnection> connection;
   std::string input_stream;
   std::string advisory_stream;  // captures the input consumer's MAX_DELIVERIES advisories
+  std::string dlq_stream;
 };
 
 // The safety net's stream (SPEC D14): the server's MAX_DELIVERIES advisories for the input
@@ -93,7 +94,7 @@ Result<NatsSetup> connect_nats(const Config& c, Logger& log, const std::atomic<b
                                : dlq.status();
     auto advisories = consumer.ok() ? ensure_advisory_stream(**conn, c, *input, log)
                                     : Result<std::string>(consumer);
-    if (advisories.ok()) return NatsSetup{std::move(conn).value(), *input, *advisories};
+    if (advisories.ok()) return NatsSetup{std::move(conn).value(), *input, *advisories, *dlq};
     consumer = advisories.status();
     if (consumer.permanent()) return consumer;
     log.warn("waiting for JetStream", {{"error", consumer.message()}});
@@ -213,9 +214,21 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
   StreamMessageStore input_store(nc);
   MaxDeliveryNet net({**advisories, input_store, **net_publisher, clock, metrics, log},
                      c.dlq_subject, seconds(5));
+  // The same thread reads the DLQ's depth and the consumer's state for /metrics now and then:
+  // the pipeline only learns the backlog from each message it gets.
   std::thread net_thread([&] {
+    auto next_look = std::chrono::steady_clock::now();
     while (!stop.load()) {
       if (net.poll(seconds(1)) == 0 && !nc.connected()) sleep_for(seconds(1));
+      if (std::chrono::steady_clock::now() < next_look || !nc.connected()) continue;
+      next_look = std::chrono::steady_clock::now() + seconds(5);
+      if (auto dlq = stream_state(nc, nats->dlq_stream); dlq.ok()) {
+        metrics.set_dlq_depth(static_cast<int64_t>(dlq->messages));
+      }
+      if (auto consumer = consumer_state(nc, nats->input_stream, c.durable); consumer.ok()) {
+        metrics.set_stream_pending(static_cast<int64_t>(consumer->pending));
+        metrics.set_ack_pending(static_cast<int64_t>(consumer->ack_pending));
+      }
     }
   });
   const uint64_t handled = worker.run(stop, beating_sleep, on_cycle);

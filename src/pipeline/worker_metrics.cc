@@ -77,9 +77,13 @@ void WorkerMetrics::observe_batch(size_t size) {
   s_.batch_count++;
 }
 
-void WorkerMetrics::set_pending(int64_t stream_pending, int64_t ack_pending) {
+void WorkerMetrics::set_stream_pending(int64_t stream_pending) {
   std::lock_guard lock(mu_);
   s_.stream_pending = stream_pending;
+}
+
+void WorkerMetrics::set_ack_pending(int64_t ack_pending) {
+  std::lock_guard lock(mu_);
   s_.ack_pending = ack_pending;
 }
 

@@ -71,7 +71,8 @@ class WorkerMetrics {
   void add_link_store_loads(uint64_t n);
   void observe_latencies(const std::vector<double>& seconds);
   void observe_batch(size_t size);
-  void set_pending(int64_t stream_pending, int64_t ack_pending);
+  void set_stream_pending(int64_t stream_pending);
+  void set_ack_pending(int64_t ack_pending);
   void set_dlq_depth(int64_t depth);
   void set_up(const std::string& server, bool up);
 

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <chrono>
+#include <thread>
+
 #include "adapters/postgres/migrations.h"
 #include "adapters/redis/redis_link_cache.h"
 #include "support/servers.h"
@@ -220,6 +223,19 @@ TEST(WorkerEndToEnd, InvalidMessageIsDeadLetteredAtItsFirstDelivery) {
   EXPECT_EQ(s.events().size(), 2u);
   // Terminated, not redelivered: the consumer shows each delivered once.
   EXPECT_EQ(s.consumer_info().value("num_redelivered", -1), 0);
+
+  // /metrics reads the DLQ's depth and the consumer's state from the server (every 5 s).
+  std::string metrics;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(12);
+  while (std::chrono::steady_clock::now() < deadline) {
+    metrics = worker->get("/metrics");
+    if (metrics.find("\nasset_worker_dlq_depth 2\n") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_NE(metrics.find("\nasset_worker_dlq_depth 2\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\nasset_worker_consumer_ack_pending 0\n"), std::string::npos);
+  EXPECT_NE(metrics.find("nats_stream_messages_pending{stream=\"" + s.input_stream() + "\"} 0\n"),
+            std::string::npos);
 }
 
 TEST(WorkerEndToEnd, WithoutRedisEverythingStillWorks) {

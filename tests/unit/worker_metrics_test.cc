@@ -53,7 +53,8 @@ TEST(WorkerMetrics, BatchSizesAndCounters) {
   m.add_duplicates(4);
   m.add_link_store_loads(5);
   m.add_transform_counts(1, 2, 3, 4);
-  m.set_pending(10, 11);
+  m.set_stream_pending(10);
+  m.set_ack_pending(11);
   m.set_dlq_depth(7);
   m.set_up("postgres", true);
   m.set_up("unknown-server", true);

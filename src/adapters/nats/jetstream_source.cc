@@ -113,7 +113,7 @@ void JetStreamSource::take(natsMsg* msg, std::vector<Delivery>& out) {
     d.ack_token = reply;
     d.stream_pending = pending;
     out.push_back(std::move(d));
-    if (settings_.reports_pending) metrics_.set_pending(static_cast<int64_t>(pending), -1);
+    if (settings_.reports_pending) metrics_.set_stream_pending(static_cast<int64_t>(pending));
     if (!requests_.empty() && --requests_.begin()->second.remaining == 0) {
       requests_.erase(requests_.begin());
     }

@@ -45,6 +45,19 @@ Result<StreamState> stream_state(NatsConnection& nc, const std::string& stream) 
                      s.value("last_seq", uint64_t{0})};
 }
 
+Result<ConsumerState> consumer_state(NatsConnection& nc, const std::string& stream,
+                                     const std::string& durable) {
+  auto r = nc.api(fmt::format("$JS.API.CONSUMER.INFO.{}.{}", stream, durable), "");
+  if (!r.ok()) return r.status();
+  const auto json = nlohmann::json::parse(*r, nullptr, false);
+  if (!json.is_object() || !json.contains("num_pending")) {
+    return Status::unavailable("nats_api", "unexpected CONSUMER.INFO reply");
+  }
+  return ConsumerState{json.value("num_pending", uint64_t{0}),
+                       json.value("num_ack_pending", uint64_t{0}),
+                       json.value("num_redelivered", uint64_t{0})};
+}
+
 Result<std::optional<StoredMessage>> read_message(NatsConnection& nc, const std::string& stream,
                                                   uint64_t seq) {
   auto r = nc.api("$JS.API.STREAM.MSG.GET." + stream, fmt::format(R"({{"seq":{}}})", seq));

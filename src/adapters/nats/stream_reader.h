@@ -27,6 +27,14 @@ struct StreamState {
 
 Result<StreamState> stream_state(NatsConnection& nc, const std::string& stream);
 
+struct ConsumerState {
+  uint64_t pending = 0;      // stored messages not yet delivered
+  uint64_t ack_pending = 0;  // delivered, not yet acknowledged
+  uint64_t redelivered = 0;  // delivered more than once and not yet acknowledged
+};
+Result<ConsumerState> consumer_state(NatsConnection& nc, const std::string& stream,
+                                     const std::string& durable);
+
 // The message `seq` of `stream`; nullopt when the stream no longer holds it.
 Result<std::optional<StoredMessage>> read_message(NatsConnection& nc, const std::string& stream,
                                                   uint64_t seq);
