@@ -7,6 +7,7 @@
 #include <httplib.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -104,8 +105,12 @@ WorkerProcess::WorkerProcess(std::map<std::string, std::string> env,
   http_port_ = free_port();
   env["HTTP_ADDR"] = fmt::format("127.0.0.1:{}", http_port_);
   log_path_ = fmt::format("/tmp/atw-worker-{}-{}.log", getpid(), http_port_);
+  const pid_t parent = getpid();
   pid_ = fork();
   if (pid_ == 0) {
+    // A test that crashes or times out must not leave its worker running.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(125);
     const int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) {
       dup2(fd, STDOUT_FILENO);
@@ -134,6 +139,28 @@ std::string WorkerProcess::get(const std::string& path) {
   auto res = client.Get(path.c_str());
   if (!res || res->status != 200) return {};
   return res->body;
+}
+
+int WorkerProcess::http_status(const std::string& path) {
+  httplib::Client client("127.0.0.1", http_port_);
+  client.set_connection_timeout(1);
+  client.set_read_timeout(2);
+  auto res = client.Get(path.c_str());
+  return res ? res->status : 0;
+}
+
+void WorkerProcess::signal(int signal) {
+  if (pid_ > 0) kill(pid_, signal);
+}
+
+std::optional<int> WorkerProcess::exited() {
+  if (pid_ <= 0) return std::nullopt;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) != pid_) return std::nullopt;
+  pid_ = -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
 }
 
 bool WorkerProcess::wait_ready(std::chrono::milliseconds timeout) {
@@ -169,7 +196,9 @@ int WorkerProcess::stop(int signal, std::chrono::milliseconds timeout) {
   return -1;
 }
 
-Scenario::Scenario() : id_(random_id()), urls_(server_urls()) {
+Scenario::Scenario() : Scenario(server_urls()) {}
+
+Scenario::Scenario(ServerUrls urls) : id_(random_id()), urls_(std::move(urls)) {
   input_subject_ = fmt::format("t{}.telemetry.normalized.v1", id_);
   output_subject_ = fmt::format("t{}.telemetry.asset.v1", id_);
   dlq_subject_ = fmt::format("t{}.telemetry.dlq", id_);

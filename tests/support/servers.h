@@ -56,6 +56,13 @@ class WorkerProcess {
   int http_port() const { return http_port_; }
   bool wait_ready(std::chrono::milliseconds timeout);
   std::string get(const std::string& path);  // body of GET http://127.0.0.1:port/path, "" if none
+  // HTTP status of GET http://127.0.0.1:port/path; 0 when nothing answers.
+  int http_status(const std::string& path);
+  // Sends a signal without waiting (SIGSTOP, SIGCONT, ...).
+  void signal(int signal);
+  // The exit code (128+signal if killed) once the process has ended by itself; nullopt while it
+  // runs. Reaps it, so a later stop() returns -1.
+  std::optional<int> exited();
   // Sends the signal and waits for the exit; returns the exit code (128+signal if killed).
   int stop(int signal, std::chrono::milliseconds timeout = std::chrono::seconds(30));
   const std::string& log_path() const { return log_path_; }
@@ -68,7 +75,8 @@ class WorkerProcess {
 
 class Scenario {
  public:
-  Scenario();
+  Scenario();  // on the servers named by ATW_TEST_* (server_urls())
+  explicit Scenario(ServerUrls urls);
   ~Scenario();
 
   const std::string& id() const { return id_; }
@@ -78,6 +86,9 @@ class Scenario {
   const std::string& dlq_stream() const { return dlq_stream_; }
   const std::string& input_stream() const { return input_stream_; }
   const std::string& durable() const { return durable_; }
+  const std::string& output_subject() const { return output_subject_; }
+  const std::string& dlq_subject() const { return dlq_subject_; }
+  const ServerUrls& urls() const { return urls_; }
 
   Sql& sql() { return *sql_; }
   NatsConnection& nats() { return *nats_; }
