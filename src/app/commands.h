@@ -23,4 +23,9 @@ struct DlqSelection {
 // `action`: list, show, replay or purge.
 int run_dlq(const Config& config, const std::string& action, const DlqSelection& selection);
 
+// `links invalidate`: purges one device's cached links (or every device's, `all`) from Redis and
+// tells every running worker to purge them too (SPEC D7), as a link change does by itself.
+int run_links_invalidate(const Config& config, const std::string& organization,
+                         const std::string& device, bool all);
+
 }  // namespace atw

@@ -54,7 +54,17 @@ int main(int argc, char** argv) {
     sub->add_option("--error-type", selection.error_type, "Every dead letter of this type");
     sub->add_flag("--all", selection.all, "Every dead letter");
   }
-  for (auto* sub : {run, migrate, version, dlq, dlq_list, dlq_show, dlq_replay, dlq_purge}) {
+  auto* links = app.add_subcommand("links", "Device-to-asset link caches");
+  links->require_subcommand(1);
+  auto* links_invalidate = links->add_subcommand(
+      "invalidate", "Purge cached links from Redis and from every running worker");
+  std::string links_org, links_device;
+  bool links_all = false;
+  links_invalidate->add_option("--org", links_org, "Organization (tenant) id");
+  links_invalidate->add_option("--device", links_device, "Device id");
+  links_invalidate->add_flag("--all", links_all, "Every device");
+  for (auto* sub : {run, migrate, version, dlq, dlq_list, dlq_show, dlq_replay, dlq_purge, links,
+                    links_invalidate}) {
     sub->fallthrough();
   }
   CLI11_PARSE(app, argc, argv);
@@ -68,6 +78,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (migrate->parsed()) return atw::run_migrate(config);
+  if (links_invalidate->parsed()) {
+    if (links_all == (!links_org.empty() || !links_device.empty()) ||
+        (!links_all && (links_org.empty() || links_device.empty()))) {
+      std::fprintf(stderr, "asset-worker: links invalidate needs --org and --device, or --all\n");
+      return 2;
+    }
+    return atw::run_links_invalidate(config, links_org, links_device, links_all);
+  }
   if (dlq->parsed()) {
     for (auto* sub : {dlq_list, dlq_show, dlq_replay, dlq_purge}) {
       if (sub->parsed()) dlq_action = sub->get_name();

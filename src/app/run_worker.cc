@@ -10,6 +10,7 @@
 #include "adapters/nats/jetstream_source.h"
 #include "adapters/nats/nats_connection.h"
 #include "adapters/nats/stream_reader.h"
+#include "adapters/postgres/pg_link_listener.h"
 #include "adapters/postgres/pg_link_store.h"
 #include "adapters/postgres/pg_writer_pool.h"
 #include "adapters/redis/redis_link_cache.h"
@@ -158,6 +159,8 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
   LinkMemory memory(static_cast<size_t>(c.memory_cache_capacity), seconds(c.memory_cache_ttl_s),
                     seconds(std::min(c.memory_cache_ttl_s, c.link_cache_empty_ttl_s)));
   LinkResolver resolver(memory, redis.get(), store, clock, metrics);
+  LinkChangeInbox link_changes;
+  PgLinkListener link_listener(c.database_url, link_changes, log);
 
   ProcessorSettings ps;
   ps.event_subject = c.output_subject;
@@ -198,6 +201,9 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
   auto last_probe = std::chrono::steady_clock::now();
   const auto on_cycle = [&] {
     beat();
+    if (const size_t purged = link_changes.apply(resolver); purged > 0) {
+      log.debug("link caches purged", {{"keys", static_cast<uint64_t>(purged)}});
+    }
     const auto now = std::chrono::steady_clock::now();
     if (now - last_probe >= seconds(5)) {
       last_probe = now;

@@ -115,6 +115,7 @@ class LinkCache {
   virtual std::vector<std::optional<LinkSet>> get_many(std::span<const DeviceKey> keys) = 0;
   virtual void put_many(std::span<const DeviceKey> keys, std::span<const LinkSet> sets) = 0;
   virtual void invalidate(std::span<const DeviceKey> keys) = 0;
+  virtual void invalidate_all() = 0;  // every device's links
 };
 
 // The source of truth for links (PostgreSQL). Returns one LinkSet per key, in order; an empty

@@ -287,6 +287,10 @@ class FakeLinkCache final : public LinkCache {
     if (down) return;
     for (size_t i = 0; i < keys.size() && i < values.size(); ++i) sets[keys[i]] = values[i];
   }
+  void invalidate_all() override {
+    ++invalidate_all_calls;
+    sets.clear();
+  }
   void invalidate(std::span<const DeviceKey> keys) override {
     ++invalidate_calls;
     for (const auto& k : keys) {
@@ -300,6 +304,7 @@ class FakeLinkCache final : public LinkCache {
   int get_many_calls = 0;
   int put_many_calls = 0;
   int invalidate_calls = 0;
+  int invalidate_all_calls = 0;
   std::vector<std::vector<DeviceKey>> requested_keys;  // per get_many call
   std::vector<DeviceKey> invalidated;
 };

@@ -278,5 +278,36 @@ TEST_F(LinkResolverTest, ForgetAllDropsOnlyTheMemoryTier) {
   EXPECT_EQ(cache.get_many_calls, 2);
 }
 
+TEST_F(LinkResolverTest, InboxAppliesPostedKeysOnceOnThePipelineThread) {
+  ASSERT_TRUE(resolve({kDevA, kDevB}).ok());
+  LinkChangeInbox inbox;
+  EXPECT_EQ(inbox.apply(resolver), 0u);
+  inbox.post(kDevA);
+  inbox.post(kDevA);
+  EXPECT_EQ(cache.invalidate_calls, 0);  // nothing happens until the pipeline applies it
+  EXPECT_EQ(inbox.apply(resolver), 2u);
+  EXPECT_EQ(cache.invalidated, (std::vector<DeviceKey>{kDevA, kDevA}));
+  EXPECT_EQ(memory.size(), 1u);
+  EXPECT_EQ(inbox.apply(resolver), 0u);  // applied once
+}
+
+TEST_F(LinkResolverTest, InboxResetDropsMemoryAndAllDropsBothTiers) {
+  ASSERT_TRUE(resolve({kDevA, kDevB}).ok());
+  LinkChangeInbox inbox;
+  inbox.post_reset();
+  EXPECT_EQ(inbox.apply(resolver), 1u);
+  EXPECT_EQ(memory.size(), 0u);
+  EXPECT_EQ(cache.invalidate_all_calls, 0);
+  EXPECT_EQ(cache.sets.size(), 2u);
+
+  ASSERT_TRUE(resolve({kDevA, kDevB}).ok());
+  inbox.post(kDevB);
+  inbox.post_all();  // covers the key posted before it
+  EXPECT_EQ(inbox.apply(resolver), 1u);
+  EXPECT_EQ(memory.size(), 0u);
+  EXPECT_EQ(cache.invalidate_all_calls, 1);
+  EXPECT_TRUE(cache.sets.empty());
+}
+
 }  // namespace
 }  // namespace atw

@@ -161,4 +161,32 @@ void RedisLinkCache::invalidate(std::span<const DeviceKey> keys) {
   if (!r || r->type == REDIS_REPLY_ERROR) fail("redis DEL failed");
 }
 
+void RedisLinkCache::invalidate_all() {
+  if (!ensure()) return;
+  std::string cursor = "0";
+  do {
+    Reply r(static_cast<redisReply*>(
+        redisCommand(ctx_.get(), "SCAN %s MATCH device_asset_links:* COUNT 1000", cursor.c_str())));
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+      fail("redis SCAN failed");
+      return;
+    }
+    cursor.assign(r->element[0]->str, r->element[0]->len);
+    const redisReply* keys = r->element[1];
+    if (keys->elements == 0) continue;
+    std::vector<const char*> argv{"UNLINK"};
+    std::vector<size_t> argl{6};
+    for (size_t i = 0; i < keys->elements; ++i) {
+      argv.push_back(keys->element[i]->str);
+      argl.push_back(keys->element[i]->len);
+    }
+    Reply done(static_cast<redisReply*>(
+        redisCommandArgv(ctx_.get(), static_cast<int>(argv.size()), argv.data(), argl.data())));
+    if (!done || done->type == REDIS_REPLY_ERROR) {
+      fail("redis UNLINK failed");
+      return;
+    }
+  } while (cursor != "0");
+}
+
 }  // namespace atw

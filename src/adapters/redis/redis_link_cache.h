@@ -42,6 +42,8 @@ class RedisLinkCache final : public LinkCache {
   std::vector<std::optional<LinkSet>> get_many(std::span<const DeviceKey> keys) override;
   void put_many(std::span<const DeviceKey> keys, std::span<const LinkSet> sets) override;
   void invalidate(std::span<const DeviceKey> keys) override;
+  // SCANs for every link key and unlinks them (rare: an asset type changed, or by hand).
+  void invalidate_all() override;
 
   bool connected() const { return ctx_ != nullptr; }
 

@@ -1,0 +1,78 @@
+#include "adapters/postgres/pg_link_listener.h"
+
+#include <sys/select.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "adapters/postgres/pg_connection.h"
+
+namespace atw {
+
+bool post_link_notice(std::string_view payload, LinkChangeInbox& inbox) {
+  const auto json = nlohmann::json::parse(payload, nullptr, false);
+  if (!json.is_object()) return false;
+  if (json.value("all", false)) {
+    inbox.post_all();
+    return true;
+  }
+  const auto org = json.find("org");
+  const auto device = json.find("device");
+  if (org == json.end() || device == json.end() || !org->is_string() || !device->is_string()) {
+    return false;
+  }
+  inbox.post(DeviceKey{org->get<std::string>(), device->get<std::string>()});
+  return true;
+}
+
+PgLinkListener::PgLinkListener(std::string url, LinkChangeInbox& inbox, Logger& log)
+    : url_(std::move(url)), inbox_(inbox), log_(log), thread_([this] { run(); }) {}
+
+PgLinkListener::~PgLinkListener() {
+  stop_.store(true);
+  thread_.join();
+}
+
+void PgLinkListener::run() {
+  PgConnection db(url_);
+  uint64_t listening_on = 0;  // the connection generation LISTEN was sent on
+  while (!stop_.load()) {
+    if (db.generation() != listening_on || !db.connected()) {
+      listening_.store(false);
+      if (Status st = db.ensure(); !st.ok()) {
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        continue;
+      }
+      if (auto r = db.exec("db_unavailable", "LISTEN asset_worker_links"); !r.ok()) {
+        log_.warn("cannot listen for link changes", {{"error", r.status().message()}});
+        db.reset();
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        continue;
+      }
+      listening_on = db.generation();
+      listening_.store(true);
+      inbox_.post_reset();
+      log_.info("listening for link changes", {{"channel", kLinkChangeChannel}});
+    }
+    const int fd = PQsocket(db.raw());
+    fd_set readable;
+    FD_ZERO(&readable);
+    FD_SET(fd, &readable);
+    timeval timeout{0, 500'000};  // wakes up for stop_ twice a second
+    if (select(fd + 1, &readable, nullptr, nullptr, &timeout) < 0) continue;
+    if (PQconsumeInput(db.raw()) == 0) {
+      log_.warn("link-change listener lost its connection; the in-process cache will be dropped",
+                {{"error", PQerrorMessage(db.raw())}});
+      db.reset();
+      continue;
+    }
+    while (PGnotify* notice = PQnotifies(db.raw())) {
+      if (!post_link_notice(notice->extra, inbox_)) {
+        log_.warn("ignored a link-change notice", {{"payload", notice->extra}});
+      }
+      PQfreemem(notice);
+    }
+  }
+}
+
+}  // namespace atw

@@ -1,0 +1,52 @@
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "adapters/postgres/pg_connection.h"
+#include "adapters/postgres/pg_link_listener.h"
+#include "adapters/redis/redis_link_cache.h"
+#include "app/commands.h"
+#include "pipeline/worker_metrics.h"
+
+namespace atw {
+
+int run_links_invalidate(const Config& c, const std::string& organization,
+                         const std::string& device, bool all) {
+  Logger log(c.level(), stderr, "links");
+  // Redis first, so that it is clean even when no worker runs; then the notice, which every
+  // worker applies to its own cache and to Redis again (after any write of its own in flight).
+  if (!c.redis_url.empty()) {
+    auto address = parse_redis_url(c.redis_url);
+    if (!address.ok()) {
+      std::fprintf(stderr, "asset-worker: invalid REDIS_URL: %s\n",
+                   address.status().message().c_str());
+      return 2;
+    }
+    WorkerMetrics metrics;
+    RedisLinkCache redis(*address, RedisCacheSettings{}, metrics, log);
+    if (all) {
+      redis.invalidate_all();
+    } else {
+      const DeviceKey key{organization, device};
+      redis.invalidate(std::span(&key, 1));
+    }
+    if (!redis.connected()) {  // a failed command drops the connection
+      std::fprintf(stderr, "asset-worker: Redis did not purge the links\n");
+      return 1;
+    }
+  }
+  const std::string payload =
+      all ? nlohmann::json{{"all", true}}.dump()
+          : nlohmann::json{{"org", organization}, {"device", device}}.dump();
+  PgConnection db(c.database_url);
+  auto r = db.exec("db_unavailable", "SELECT pg_notify($1, $2)", {kLinkChangeChannel, payload});
+  if (!r.ok()) {
+    std::fprintf(stderr, "asset-worker: cannot notify the workers: %s\n",
+                 r.status().message().c_str());
+    return 1;
+  }
+  std::printf("invalidated %s\n",
+              all ? "every device's links" : (organization + "/" + device + "'s links").c_str());
+  return 0;
+}
+
+}  // namespace atw
