@@ -20,11 +20,20 @@ struct DeadLetterEntry {
   std::string payload;    // the original bytes
 };
 
-std::string original_payload(const nlohmann::json& record) {
+std::string original_payload(NatsConnection& nc, const nlohmann::json& record) {
+  if (!record.is_object()) return {};
   if (record.contains("payloadBase64") && record["payloadBase64"].is_string()) {
     return base64_decode(record["payloadBase64"].get<std::string>());
   }
   if (record.contains("payload")) return record["payload"].dump();
+  // Too large for the DLQ: the original is read back from its stream while it is retained.
+  if (record.value("payloadOmitted", false) && record.contains("originalStream") &&
+      record["originalStream"].is_string() && record.contains("streamSequence") &&
+      record["streamSequence"].is_number_unsigned()) {
+    auto original = read_message(nc, record["originalStream"].get<std::string>(),
+                                 record["streamSequence"].get<uint64_t>());
+    if (original.ok() && original->has_value()) return std::move((*original)->data);
+  }
   return {};
 }
 
@@ -74,7 +83,7 @@ int run_dlq(const Config& c, const std::string& action, const DlqSelection& sel)
   for (auto& m : *stored) {
     auto record = nlohmann::json::parse(m.data, nullptr, false);
     DeadLetterEntry e{std::move(m), std::move(record), {}};
-    e.payload = original_payload(e.record);
+    e.payload = original_payload(**nc, e.record);
     entries.push_back(std::move(e));
   }
 

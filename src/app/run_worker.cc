@@ -167,6 +167,9 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
   ps.dlq_subject = c.dlq_subject;
   ps.limits = c.limits();
   ps.keepalive = milliseconds(c.ack_wait_s * 1000 / 3);
+  // A dead-letter record must fit the server's max_payload with its headers (Nats-Msg-Id).
+  const int64_t max_payload = natsConnection_GetMaxPayload(nc.raw());
+  ps.max_record_bytes = max_payload > 1024 ? static_cast<size_t>(max_payload - 512) : SIZE_MAX;
   // Liveness: the pipeline thread beats at every loop cycle and every wait for a server; a
   // thread stuck in a call that never returns stops beating and /healthz fails.
   std::atomic<int64_t> last_beat{steady_nanos()};
@@ -219,7 +222,7 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
   // The safety net runs beside the pipeline, on its own consumer and publisher.
   StreamMessageStore input_store(nc);
   MaxDeliveryNet net({**advisories, input_store, **net_publisher, clock, metrics, log},
-                     c.dlq_subject, seconds(5));
+                     c.dlq_subject, seconds(5), ps.max_record_bytes);
   // The same thread reads the DLQ's depth and the consumer's state for /metrics now and then:
   // the pipeline only learns the backlog from each message it gets.
   std::thread net_thread([&] {

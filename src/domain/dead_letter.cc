@@ -9,8 +9,11 @@ namespace {
 
 // Embedding is safe only for bytes that are, on their own, one JSON value in UTF-8 without a
 // byte order mark (the parser skips a BOM, but inside our record it would be invalid JSON).
+// JSON text never holds a raw NUL, and nlohmann's parser takes one for the end of its input, so
+// it would accept `{}` followed by a NUL and anything at all.
 bool embeddable_json(std::string_view payload) {
   if (payload.substr(0, 3) == "\xEF\xBB\xBF") return false;
+  if (payload.find('\0') != std::string_view::npos) return false;
   return is_valid_utf8(payload) && nlohmann::json::accept(payload);
 }
 
@@ -41,11 +44,11 @@ std::string base64_encode(std::string_view bytes) {
   return out;
 }
 
-std::string to_json(const DeadLetter& record) {
+std::string to_json(const DeadLetter& record, size_t max_bytes) {
   const bool embed = embeddable_json(record.payload);
+  const size_t payload_size = embed ? record.payload.size() : (record.payload.size() + 2) / 3 * 4;
   std::string out;
-  out.reserve(256 + record.last_error.size() +
-              (embed ? record.payload.size() : record.payload.size() / 3 * 4 + 4));
+  out.reserve(256 + record.last_error.size() + payload_size);
   JsonWriter w(out);
   w.begin_object();
   w.key("originalStream").string(record.original_stream);
@@ -56,7 +59,11 @@ std::string to_json(const DeadLetter& record) {
   w.key("lastError").string(record.last_error);
   w.key("errorType").string(record.error_type);
   w.key("failedAt").string(format_iso_millis(record.failed_at));
-  if (embed) {
+  // The fields so far plus the payload's key, quotes and closing brace.
+  if (out.size() + payload_size + 20 > max_bytes) {
+    w.key("payloadOmitted").boolean(true);
+    w.key("payloadBytes").integer(static_cast<int64_t>(record.payload.size()));
+  } else if (embed) {
     w.key("payload").raw(record.payload);
   } else {
     w.key("payloadBase64").string(base64_encode(record.payload));

@@ -1,6 +1,7 @@
 #pragma once
 // The dead-letter record (SPEC D14).
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -22,8 +23,10 @@ struct DeadLetter {
 };
 
 // `payload` is embedded as JSON when the bytes are valid UTF-8 JSON, else base64 under
-// `payloadBase64`.
-std::string to_json(const DeadLetter& record);
+// `payloadBase64`. A record that would be larger than `max_bytes` (the NATS server's
+// max_payload: the DLQ could not store it) carries `payloadOmitted: true` and `payloadBytes`
+// instead; the original stays in its stream at `streamSequence` while the stream retains it.
+std::string to_json(const DeadLetter& record, size_t max_bytes = SIZE_MAX);
 
 std::string base64_encode(std::string_view bytes);
 

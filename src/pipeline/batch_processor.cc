@@ -338,8 +338,9 @@ void BatchProcessor::dead_letter(std::vector<Item>& items) {
                       item.error.type(), failed_at,         dl.payload};
     // One record per stream message: a second attempt to dead-letter it is dropped by the DLQ
     // stream's duplicate window.
-    records.push_back(OutboundMessage{
-        settings_.dlq_subject, dead_letter_msg_id(dl.stream, dl.stream_sequence), to_json(record)});
+    records.push_back(OutboundMessage{settings_.dlq_subject,
+                                      dead_letter_msg_id(dl.stream, dl.stream_sequence),
+                                      to_json(record, settings_.max_record_bytes)});
     owners.push_back(&item);
     d_.log.warn("message dead-lettered",
                 {{"messageId", item.message ? item.message->message_id : ""},

@@ -32,8 +32,9 @@ struct ProcessorSettings {
   int retry_attempts = 3;           // in-process tries of a retryable (not outage) error
   milliseconds retry_initial{100};  // backoff between tries, doubling
   milliseconds retry_max{5000};
-  milliseconds nak_delay{2000};   // redelivery delay, times the delivery count
-  milliseconds keepalive{10000};  // InProgress interval while waiting out an outage
+  milliseconds nak_delay{2000};        // redelivery delay, times the delivery count
+  milliseconds keepalive{10000};       // InProgress interval while waiting out an outage
+  size_t max_record_bytes = SIZE_MAX;  // largest dead-letter record the DLQ can store
 };
 
 // Sleeps for the retry loop; tests replace it to run without waiting.

@@ -79,7 +79,7 @@ MaxDeliveryNet::Outcome MaxDeliveryNet::handle(const Delivery& advisory) {
                           d_.clock.now(),
                           original.payload};
   const std::vector<OutboundMessage> out{
-      {dlq_subject_, dead_letter_msg_id(stream, sequence), to_json(record)}};
+      {dlq_subject_, dead_letter_msg_id(stream, sequence), to_json(record, max_record_bytes_)}};
   const std::vector<Status> acks = d_.publisher.publish(out);
   if (acks.empty() || !acks.front().ok()) {
     const Status st =

@@ -28,8 +28,12 @@ class MaxDeliveryNet {
     WorkerMetrics& metrics;
     Logger& log;
   };
-  MaxDeliveryNet(Dependencies d, std::string dlq_subject, milliseconds retry_delay)
-      : d_(d), dlq_subject_(std::move(dlq_subject)), retry_delay_(retry_delay) {}
+  MaxDeliveryNet(Dependencies d, std::string dlq_subject, milliseconds retry_delay,
+                 size_t max_record_bytes = SIZE_MAX)
+      : d_(d),
+        dlq_subject_(std::move(dlq_subject)),
+        retry_delay_(retry_delay),
+        max_record_bytes_(max_record_bytes) {}
 
   // Takes the advisories that arrive within `wait` and dead-letters the message each names.
   // An advisory is acked once the record is stored, nak'ed to come back when a server is not
@@ -43,6 +47,7 @@ class MaxDeliveryNet {
   Dependencies d_;
   std::string dlq_subject_;
   milliseconds retry_delay_;
+  size_t max_record_bytes_;
 };
 
 }  // namespace atw

@@ -100,9 +100,6 @@ class FaultEnvironment : public ::testing::Environment {
                          r.tally.processed, r.tally.dead_lettered, r.tally.lost, r.tally.duplicated,
                          r.recovery_s ? fmt::format("{:.1f}", *r.recovery_s) : "-");
     }
-    out +=
-        "| crash on every delivery -> MAX_DELIVERIES -> DLQ (item 2) | - | - | - | - | - | "
-        "not built yet |\n";
     std::string notes;
     for (const auto& r : rows_) {
       notes += fmt::format("- {}: {:.1f} s{}{}\n", r.scenario, r.run_s, r.note.empty() ? "" : "; ",
@@ -1145,11 +1142,50 @@ TEST_F(FaultSuite, HostileFormulasAreSkippedAndReported) {
   stop_cleanly(worker);
 }
 
-// Issue 4, item 2, being built in src/ by the lead: a message whose every delivery crashes the
-// worker reaches the DLQ through the MAX_DELIVERIES advisory. Its scenario goes here once a
-// fault-injecting build of the worker exists; the table keeps a row for it meanwhile.
-TEST_F(FaultSuite, DISABLED_CrashOnEveryDeliveryReachesTheDlq) {
-  GTEST_SKIP() << "needs the fault-injecting worker build of issue 4, item 2";
+// Issue 4, item 2: a message whose every delivery kills the worker (tests/support/
+// fault_preload.cc, loaded into the unmodified binary) reaches the DLQ through the server's
+// MAX_DELIVERIES advisory; the worker is restarted each time, as Kubernetes would, and the
+// messages that shared its batches are processed exactly once.
+TEST_F(FaultSuite, CrashOnEveryDeliveryReachesTheDlq) {
+  Scenario s(servers().urls());
+  const auto plants = load_plants(s, 2);  // plant 1's device is the one that crashes the worker
+  MessageLedger ledger;
+  for (int i = 0; i < 600; ++i) {
+    if (i == 300) {
+      SentMessage crash = telemetry(s, plants[1], i, kBaseTime + i);
+      crash.label = "crashes every delivery";
+      crash.expect = SentMessage::Expect::kDeadLetter;
+      crash.reason = "delivered 3 times";
+      crash.first_delivery = false;
+      ledger.add(crash);
+      continue;
+    }
+    ledger.add(telemetry(s, plants[0], i, kBaseTime + i));
+  }
+  ledger.publish_all(s);
+  Observer observer(s, ledger);
+  const auto e = env(s, {{"BATCH_SIZE", "100"},
+                         {"ACK_WAIT_S", "5"},
+                         {"MAX_DELIVER", "3"},
+                         {"LD_PRELOAD", ATW_FAULT_PRELOAD},
+                         {"ATW_FAULT_CRASH_MARKER", plants[1].device}});
+  auto worker = std::make_unique<WorkerProcess>(e);
+  int crashes = 0;
+  SteadyClock::time_point last_crash = SteadyClock::now();
+  const auto deadline = SteadyClock::now() + seconds(90);
+  while (SteadyClock::now() < deadline && crashes < 10) {
+    if (worker->exited()) {
+      ++crashes;
+      last_crash = SteadyClock::now();
+      worker = std::make_unique<WorkerProcess>(e);
+    }
+    if (observer.sample().dead_letters >= 1 && crashes >= 3) break;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_EQ(crashes, 3) << "one crash per delivery of the bad message";
+  finish("crash on every delivery -> MAX_DELIVERIES -> DLQ", s, ledger, observer, last_crash,
+         fmt::format("{} crashes", crashes));
+  stop_cleanly(worker);
 }
 
 }  // namespace

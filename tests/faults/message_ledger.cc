@@ -282,12 +282,21 @@ Tally account(Scenario& s, const MessageLedger& ledger) {
                                d.value("deliveryCount", 0)));
       }
     }
-    // The record keeps the original bytes, as JSON or as base64.
-    const bool payload_kept =
-        !m.compare_payload ? d.contains("payloadBase64") || d.contains("payload")
-        : d.contains("payloadBase64")
-            ? base64_decode(d.value("payloadBase64", "")) == m.payload
-            : d.contains("payload") && d["payload"] == json::parse(m.payload, nullptr, false);
+    // The record keeps the original bytes, as JSON or as base64; or, when the record would not
+    // fit the server's max_payload, says so and the original is still in the input stream.
+    bool payload_kept = false;
+    if (d.value("payloadOmitted", false)) {
+      auto original = read_message(s.nats(), d.value("originalStream", ""),
+                                   d.value("streamSequence", uint64_t{0}));
+      payload_kept = d.value("payloadBytes", uint64_t{0}) == m.payload.size() && original.ok() &&
+                     original->has_value() && (*original)->data == m.payload;
+    } else {
+      payload_kept =
+          !m.compare_payload ? d.contains("payloadBase64") || d.contains("payload")
+          : d.contains("payloadBase64")
+              ? base64_decode(d.value("payloadBase64", "")) == m.payload
+              : d.contains("payload") && d["payload"] == json::parse(m.payload, nullptr, false);
+    }
     if (!payload_kept) problem(i, "DLQ record does not keep the original payload");
     if (d.value("originalStream", "") != s.input_stream() ||
         d.value("originalSubject", "") != s.input_subject() ||

@@ -91,5 +91,37 @@ TEST(DeadLetterJson, InvalidUtf8OrBomGoesToBase64) {
   EXPECT_EQ(j["payloadBase64"], "AAEC/w==");
 }
 
+// Found by tests/fuzz/telemetry_fuzz.cc: nlohmann's parser takes a NUL byte for the end of its
+// input, so a JSON value followed by a NUL (and anything after it) was embedded whole, and the
+// DLQ record was not JSON.
+TEST(DeadLetterJson, JsonFollowedByANulByteGoesToBase64) {
+  expect_base64(std::string_view("{\"a\":1}\0", 8));
+  expect_base64(std::string_view("{\"a\":1}\0\0\0", 10));
+  expect_base64(std::string_view("42\0 garbage", 11));
+}
+
+TEST(DeadLetterJson, ARecordLargerThanTheLimitOmitsThePayloadAndSaysHowBigItWas) {
+  const std::string big = "{\"messageId\":\"m\",\"pad\":\"" + std::string(5000, 'x') + "\"}";
+  DeadLetter record{
+      "TELEMETRY_NORMALIZED", "telemetry.normalized.v1",           7,  "c", 1, "too large",
+      "invalid_message",      Timestamp::from_seconds(1769610600), big};
+  const auto whole = nlohmann::json::parse(to_json(record, 6000));
+  EXPECT_EQ(whole["payload"]["messageId"], "m");
+  EXPECT_FALSE(whole.contains("payloadOmitted"));
+
+  const std::string cut = to_json(record, 4000);
+  EXPECT_LE(cut.size(), 4000u);
+  const auto j = nlohmann::json::parse(cut);
+  EXPECT_FALSE(j.contains("payload"));
+  EXPECT_EQ(j["payloadOmitted"], true);
+  EXPECT_EQ(j["payloadBytes"], big.size());
+  EXPECT_EQ(j["streamSequence"], 7);  // where the original can still be read
+
+  // Base64 counts at its encoded size: 3,000 bytes are 4,000 encoded.
+  record.payload = std::string(3000, '\xff');
+  EXPECT_TRUE(nlohmann::json::parse(to_json(record, 4200)).contains("payloadOmitted"));
+  EXPECT_TRUE(nlohmann::json::parse(to_json(record, 4500)).contains("payloadBase64"));
+}
+
 }  // namespace
 }  // namespace atw

@@ -105,6 +105,7 @@ void JetStreamPublisher::deliver(uint64_t id, Status status) {
 }
 
 std::vector<Status> JetStreamPublisher::collect(Ticket& t) {
+  bool no_responders = false;
   while (t.waiting > 0) {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(t.deadline - SteadyClock::now())
@@ -114,16 +115,13 @@ std::vector<Status> JetStreamPublisher::collect(Ticket& t) {
     const natsStatus s = natsSubscription_NextMsg(&raw, sub_.get(), std::max<int64_t>(left, 1));
     if (s == NATS_TIMEOUT) break;
     if (s == NATS_NO_RESPONDERS) {
-      // No stream captures a subject. The message that said so cannot be told apart: fail
-      // what this ticket still waits for (its messages all went to the same few subjects).
-      for (size_t i = 0; i < t.statuses.size(); ++i) {
-        if (!t.answered[i]) {
-          t.answered[i] = true;
-          t.statuses[i] = Status::unavailable("publish_failed", "no stream for the subject");
-        }
-      }
-      t.waiting = 0;
-      break;
+      // No stream captured one of the subjects. nats.c drops that reply, and with it the
+      // subject that says which publish (of this ticket or an earlier one) it answers, so it
+      // answers none: what is left unanswered fails at the deadline, with this reason. Failing
+      // the whole ticket here instead would leave the other replies queued, each failing a
+      // later ticket in turn.
+      no_responders = true;
+      continue;
     }
     if (s != NATS_OK) break;
     std::unique_ptr<natsMsg, MsgDeleter> msg(raw);
@@ -138,6 +136,13 @@ std::vector<Status> JetStreamPublisher::collect(Ticket& t) {
     }
     deliver(id, parse_pub_ack(std::string_view(natsMsg_GetData(raw),
                                                static_cast<size_t>(natsMsg_GetDataLength(raw)))));
+  }
+  if (no_responders) {
+    for (size_t i = 0; i < t.statuses.size(); ++i) {
+      if (!t.answered[i]) {
+        t.statuses[i] = Status::unavailable("publish_failed", "no stream for the subject");
+      }
+    }
   }
   outstanding_.erase(t.first_id);
   // Forget tickets nobody holds any more.
