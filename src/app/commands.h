@@ -25,6 +25,13 @@ int run_dlq(const Config& config, const std::string& action, const DlqSelection&
 
 // `links invalidate`: purges one device's cached links (or every device's, `all`) from Redis and
 // tells every running worker to purge them too (SPEC D7), as a link change does by itself.
+// `formulas check`: compiles every asset type's derived metrics and health rules from the
+// database and lists each problem (exit 1 if any). `formulas try`: the asset metrics and health
+// score a message with these asset metrics would give, written nowhere.
+int run_formulas_check(const Config& config);
+int run_formulas_try(const Config& config, const std::string& asset_type,
+                     const std::string& metrics_json);
+
 int run_links_invalidate(const Config& config, const std::string& organization,
                          const std::string& device, bool all);
 

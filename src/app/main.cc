@@ -63,8 +63,18 @@ int main(int argc, char** argv) {
   links_invalidate->add_option("--org", links_org, "Organization (tenant) id");
   links_invalidate->add_option("--device", links_device, "Device id");
   links_invalidate->add_flag("--all", links_all, "Every device");
+  auto* formulas = app.add_subcommand("formulas", "Asset types' derived metrics and health rules");
+  formulas->require_subcommand(1);
+  auto* formulas_check =
+      formulas->add_subcommand("check", "Compile every asset type's formulas; list each problem");
+  auto* formulas_try = formulas->add_subcommand(
+      "try", "Print the asset metrics and health score given asset metrics would give");
+  std::string try_type, try_metrics;
+  formulas_try->add_option("--asset-type", try_type, "Asset type id")->required();
+  formulas_try->add_option("--metrics", try_metrics, "Asset metrics, a JSON object of numbers")
+      ->required();
   for (auto* sub : {run, migrate, version, dlq, dlq_list, dlq_show, dlq_replay, dlq_purge, links,
-                    links_invalidate}) {
+                    links_invalidate, formulas, formulas_check, formulas_try}) {
     sub->fallthrough();
   }
   CLI11_PARSE(app, argc, argv);
@@ -78,6 +88,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (migrate->parsed()) return atw::run_migrate(config);
+  if (formulas_check->parsed()) return atw::run_formulas_check(config);
+  if (formulas_try->parsed()) return atw::run_formulas_try(config, try_type, try_metrics);
   if (links_invalidate->parsed()) {
     if (links_all == (!links_org.empty() || !links_device.empty()) ||
         (!links_all && (links_org.empty() || links_device.empty()))) {

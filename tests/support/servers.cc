@@ -229,7 +229,9 @@ Scenario::Scenario(ServerUrls urls) : id_(random_id()), urls_(std::move(urls)) {
 
 Scenario::~Scenario() {
   if (!nats_) return;
-  for (const auto& s : {input_stream_, output_stream_, dlq_stream_}) {
+  // The worker's advisory stream for this scenario's consumer goes too (see run_worker.cc).
+  const std::string advisories = input_stream_ + "_" + durable_ + "_MAX_DELIVERIES";
+  for (const auto& s : {input_stream_, output_stream_, dlq_stream_, advisories}) {
     (void)nats_->api("$JS.API.STREAM.DELETE." + s, "");
   }
 }
