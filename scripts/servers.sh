@@ -22,6 +22,11 @@ ATW_PACKAGES=(build-essential cmake ninja-build pkg-config git ca-certificates
   nats-server libnats-dev postgresql-15 postgresql-client-15 libpq-dev redis-server
   libhiredis-dev libmuparser-dev libsimdjson-dev nlohmann-json3-dev libfmt-dev libcli11-dev
   libcpp-httplib-dev libgtest-dev libgmock-dev googletest curl)
+# What scripts/test.sh needs besides (atw_install "${ATW_TEST_PACKAGES[@]}"): clang and libFuzzer
+# for the fuzz targets (libclang-rt holds clang's sanitizer and fuzzer runtimes), and
+# llvm-symbolizer for readable sanitizer reports; Prometheus and promtool, and Debian's python3
+# with PyYAML, for the ops tests (tests/ops).
+ATW_TEST_PACKAGES=(clang-14 libclang-rt-14-dev libfuzzer-14-dev llvm-14 prometheus python3-yaml)
 
 atw_install() {
   local missing=()
