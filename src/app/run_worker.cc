@@ -124,11 +124,14 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
 
   PullSettings pull{nats->input_stream, c.durable, static_cast<uint64_t>(c.max_deliver)};
   auto source = JetStreamSource::create(nc, pull, metrics, log);
-  auto publisher = JetStreamPublisher::create(nc, seconds(5));
+  // A publish waits for its PubAcks at most a third of AckWait: while the output stream refuses
+  // them, the retry loop must get back to its keepalives before the messages in hand expire.
+  const milliseconds puback_wait = std::min<milliseconds>(seconds(5), seconds(c.ack_wait_s) / 3);
+  auto publisher = JetStreamPublisher::create(nc, puback_wait);
   PullSettings advisory_pull{nats->advisory_stream, c.durable, UINT64_MAX};
   advisory_pull.reports_pending = false;
   auto advisories = JetStreamSource::create(nc, advisory_pull, metrics, log);
-  auto net_publisher = JetStreamPublisher::create(nc, seconds(5));
+  auto net_publisher = JetStreamPublisher::create(nc, puback_wait);
   for (const Status& st :
        {source.status(), publisher.status(), advisories.status(), net_publisher.status()}) {
     if (!st.ok()) {

@@ -165,7 +165,8 @@ Status BatchProcessor::with_retries(const char* stage, size_t messages,
     } else if (attempts >= settings_.retry_attempts) {
       return st;
     }
-    sleep_(backoff);
+    // Never longer than the keepalive interval: the messages in hand must not expire meanwhile.
+    sleep_(std::min(backoff, settings_.keepalive));
     // The server's AckWait runs on wall time, which includes the failing calls themselves (a
     // connect timeout can outlast the backoff), so the interval is measured on the clock.
     const Timestamp now = d_.clock.now();

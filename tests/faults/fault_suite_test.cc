@@ -689,6 +689,8 @@ TEST_F(FaultSuite, PostgresStoppedFor15Seconds) {
   finish("PostgreSQL stopped for 15 s", s, ledger, observer, fault_end,
          fmt::format("/readyz 503 {:.1f} s into the outage, 200 again after",
                      not_ready_after.value_or(-1)));
+  // An outage spends no delivery (SPEC D14): everything in hand was kept alive.
+  EXPECT_EQ(observer.last().redeliveries(), 0u);
   stop_cleanly(worker);
 }
 
@@ -858,6 +860,7 @@ TEST_F(FaultSuite, OutputStreamFullForAWhile) {
   const auto fault_end = SteadyClock::now();
   finish("output stream full (max_msgs, discard new) for 20 s", s, ledger, observer, fault_end,
          fmt::format("full at {} of {} events", cap, ledger.expected_events()));
+  EXPECT_EQ(observer.last().redeliveries(), 0u) << "the outage spent deliveries";
   stop_cleanly(worker);
 }
 
@@ -883,6 +886,7 @@ TEST_F(FaultSuite, OutputSubjectWithoutStreamForAWhile) {
   finish("output subject without a stream for 8 s", s, ledger, observer, fault_end,
          fmt::format("removed at {} of {} events", parked.events, ledger.expected_events()),
          seconds(60));
+  EXPECT_EQ(observer.last().redeliveries(), 0u) << "the outage spent deliveries";
   stop_cleanly(worker);
 }
 
