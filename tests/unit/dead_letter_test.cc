@@ -118,7 +118,8 @@ TEST(DeadLetterJson, ARecordLargerThanTheLimitOmitsThePayloadAndSaysHowBigItWas)
   EXPECT_EQ(j["streamSequence"], 7);  // where the original can still be read
 
   // Base64 counts at its encoded size: 3,000 bytes are 4,000 encoded.
-  record.payload = std::string(3000, '\xff');
+  const std::string binary(3000, '\xff');
+  record.payload = binary;
   EXPECT_TRUE(nlohmann::json::parse(to_json(record, 4200)).contains("payloadOmitted"));
   EXPECT_TRUE(nlohmann::json::parse(to_json(record, 4500)).contains("payloadBase64"));
 }

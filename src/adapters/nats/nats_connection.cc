@@ -47,6 +47,7 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::connect(
   if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(c->opts_, on_disconnected, c.get());
   if (s == NATS_OK) s = natsOptions_SetReconnectedCB(c->opts_, on_reconnected, c.get());
   if (s == NATS_OK) s = natsOptions_SetErrorHandler(c->opts_, on_error, c.get());
+  if (s == NATS_OK) s = natsOptions_SetClosedCB(c->opts_, on_closed, c.get());
   if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(c->opts_, true, on_connected, c.get());
   if (s != NATS_OK) return Status::permanent("invalid_config", nats_error(s));
 
@@ -69,9 +70,19 @@ NatsConnection::~NatsConnection() {
   closing_.store(true);
   if (conn_ != nullptr) {
     natsConnection_Close(conn_);
+    std::unique_lock lock(closed_mu_);
+    closed_cv_.wait_for(lock, std::chrono::seconds(5), [this] { return closed_; });
+    lock.unlock();
     natsConnection_Destroy(conn_);
   }
   natsOptions_Destroy(opts_);
+}
+
+void NatsConnection::on_closed(natsConnection*, void* closure) {
+  auto* self = static_cast<NatsConnection*>(closure);
+  std::lock_guard lock(self->closed_mu_);
+  self->closed_ = true;
+  self->closed_cv_.notify_all();
 }
 
 bool NatsConnection::connected() const {

@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -67,6 +69,7 @@ class NatsConnection {
   static void on_reconnected(natsConnection* nc, void* closure);
   static void on_connected(natsConnection* nc, void* closure);
   static void on_error(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
+  static void on_closed(natsConnection* nc, void* closure);
 
   NatsSettings settings_;
   Logger& log_;
@@ -74,6 +77,11 @@ class NatsConnection {
   natsConnection* conn_ = nullptr;
   std::atomic<uint64_t> generation_{0};
   std::atomic<bool> closing_{false};  // no disconnect warnings for our own close
+  // nats.c runs the callbacks on a thread of its own, after natsConnection_Close has returned;
+  // the closed callback comes last, so the destructor waits for it before freeing `this`.
+  std::mutex closed_mu_;
+  std::condition_variable closed_cv_;
+  bool closed_ = false;
 };
 
 // Which stream captures `subject` (SPEC D1: bind to it); empty if none.
