@@ -48,7 +48,7 @@ for target in telemetry formula; do
     echo "fuzz_$target failed; its input is in build-fuzz/artifacts/" >&2
     exit 1
   fi
-  grep -E '^#[0-9]+ +DONE' "$corpus.log"
+  grep -E '^#[0-9]+[[:space:]]+DONE' "$corpus.log" || true
   rm -rf "$corpus" "$corpus.log"
 done
 
