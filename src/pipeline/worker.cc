@@ -8,7 +8,15 @@ namespace atw {
 
 void Worker::process_isolated(std::vector<Delivery> batch, Timestamp fetched_at) {
   size_t begin = 0;
+  Timestamp kept_alive = fetched_at;
   while (begin < batch.size()) {
+    const Timestamp now = clock_.now();
+    if (now.micros - kept_alive.micros >= settings_.keepalive.count() * 1000) {
+      for (size_t i = begin; i < batch.size(); ++i) (void)source_.in_progress(batch[i]);
+      source_.keep_buffered_alive();
+      (void)source_.flush();
+      kept_alive = now;
+    }
     size_t end = begin + 1;
     if (batch[begin].delivery_count == 1) {
       while (end < batch.size() && batch[end].delivery_count == 1) ++end;

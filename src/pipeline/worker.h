@@ -24,6 +24,9 @@ struct WorkerSettings {
   size_t batch_size = 2000;
   milliseconds fetch_wait{20};      // how long a fetch waits for a batch to fill
   milliseconds drain_limit{10000};  // at shutdown, the longest wait for requested messages
+  // InProgress interval for the messages of a batch waiting their turn in process_isolated
+  // (a third of AckWait): one at a time, a big batch takes longer than AckWait to get through.
+  milliseconds keepalive{10000};
 };
 
 class Worker {
@@ -44,7 +47,8 @@ class Worker {
  private:
   // Processes a fetched batch that holds redelivered messages, in delivery order: each
   // redelivered message alone, the first deliveries between them together; nothing else is in
-  // flight meanwhile.
+  // flight meanwhile. The messages still waiting their turn, and those the server sent ahead,
+  // are kept alive meanwhile, or they would expire and come back as redeliveries themselves.
   void process_isolated(std::vector<Delivery> batch, Timestamp fetched_at);
 
   MessageSource& source_;

@@ -137,6 +137,29 @@ TEST_F(WorkerTest, RedeliveriesAreProcessedAloneAndSetTheWindowBackToOne) {
   EXPECT_EQ(source.settled_count("ack"), 10u);
 }
 
+TEST_F(WorkerTest, RedeliveriesWaitingTheirTurnAreKeptAlive) {
+  // Slow start fetches m1 | m2 m3, then four redeliveries in one fetch of 4; each is processed
+  // alone and each write takes 4 s. With a keepalive of 10 s, the ones still waiting their turn
+  // get an InProgress before their AckWait runs out.
+  Worker wide{source, processor, clock, log,
+              WorkerSettings{64, milliseconds(1), seconds(5), seconds(10)}};
+  for (int i = 1; i <= 3; ++i) source.push(message(i));
+  std::vector<std::string> redelivered;
+  for (int i = 4; i <= 7; ++i) redelivered.push_back(source.push(message(i), 2).ack_token);
+  wide.run(
+      stop, [](milliseconds) {},
+      [&] {
+        if (source.queued() == 0) stop = true;
+        sink.on_write = [&] { clock.advance(seconds(4)); };
+      });
+  EXPECT_EQ(sink.batch_sizes, (std::vector<size_t>{1, 2, 1, 1, 1, 1}));
+  // Fetched at t; m4 written at t+0, m5 t+4, m6 t+8; at t+12 m7 is kept alive, then written.
+  EXPECT_EQ(source.in_progress_of(redelivered[0]), 0);
+  EXPECT_EQ(source.in_progress_of(redelivered[2]), 0);
+  EXPECT_EQ(source.in_progress_of(redelivered[3]), 1);
+  EXPECT_EQ(source.settled_count("ack"), 7u);
+}
+
 TEST_F(WorkerTest, StopsWhenTheFlagIsSetEvenWithNothingToDo) {
   int cycles = 0;
   const uint64_t handled = run([&] {
