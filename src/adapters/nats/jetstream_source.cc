@@ -98,7 +98,12 @@ Status JetStreamSource::request_more(size_t want) {
 
 void JetStreamSource::expire_requests() {
   const auto now = SteadyClock::now();
-  std::erase_if(requests_, [now](const auto& kv) { return kv.second.written_off_at <= now; });
+  const size_t erased =
+      std::erase_if(requests_, [now](const auto& kv) { return kv.second.written_off_at <= now; });
+  if (erased > 0 && log_.enabled(LogLevel::kDebug)) {
+    log_.debug("pull requests written off: no answer from the server",
+               {{"requests", static_cast<uint64_t>(erased)}});
+  }
 }
 
 void JetStreamSource::take(natsMsg* msg, std::vector<Delivery>& out) {
@@ -135,6 +140,9 @@ void JetStreamSource::take(natsMsg* msg, std::vector<Delivery>& out) {
                 {{"status", code}, {"description", desc ? desc : ""}});
     }
     // 408 (expired), 404 (no messages), 409: the request is over.
+    if (log_.enabled(LogLevel::kDebug) && code != "408") {
+      log_.debug("pull request ended", {{"status", code}, {"known", known}});
+    }
     if (known) requests_.erase(id);
   }
 }

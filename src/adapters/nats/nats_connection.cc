@@ -192,9 +192,37 @@ Result<std::string> ensure_stream(NatsConnection& nc, const StreamSpec& spec, Lo
   return spec.default_name;
 }
 
+namespace {
+
+// On a JetStream cluster a consumer exists (its info answers) before its replicas have elected
+// a leader, and a pull request sent meanwhile is dropped without a status: the worker would sit
+// idle until the request's write-off. So the consumer counts as ready once it has a leader.
+Status wait_for_leader(NatsConnection& nc, const std::string& info_subject,
+                       std::string_view first_reply) {
+  std::string reply(first_reply);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (true) {
+    const auto j = nlohmann::json::parse(reply, nullptr, false);
+    const bool clustered = j.is_object() && j.contains("cluster") && j["cluster"].is_object();
+    if (!clustered || !j["cluster"].value("leader", std::string()).empty()) return Status();
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status::unavailable("nats_unavailable",
+                                 "the consumer has had no leader for 15 s: " + info_subject);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto again = nc.api(info_subject, "");
+    if (!again.ok()) return again.status();
+    reply = std::move(again).value();
+  }
+}
+
+}  // namespace
+
 Status ensure_consumer(NatsConnection& nc, const ConsumerSpec& spec, Logger& log) {
-  auto info = nc.api(fmt::format("$JS.API.CONSUMER.INFO.{}.{}", spec.stream, spec.durable), "");
-  if (info.ok()) return Status();
+  const std::string info_subject =
+      fmt::format("$JS.API.CONSUMER.INFO.{}.{}", spec.stream, spec.durable);
+  auto info = nc.api(info_subject, "");
+  if (info.ok()) return wait_for_leader(nc, info_subject, *info);
   if (!info.status().permanent()) return info.status();
   const nlohmann::json request = {
       {"stream_name", spec.stream},
@@ -216,7 +244,7 @@ Status ensure_consumer(NatsConnection& nc, const ConsumerSpec& spec, Logger& log
              request.dump());
   if (!created.ok()) return created.status();
   log.info("consumer created", {{"stream", spec.stream}, {"consumer", spec.durable}});
-  return Status();
+  return wait_for_leader(nc, info_subject, *created);
 }
 
 }  // namespace atw
