@@ -50,8 +50,19 @@ int main(int argc, char** argv) {
   auto* ensure =
       app.add_subcommand("ensure-stream", "Create a stream for a subject where none captures it");
   std::string stream_name;
+  int replicas = 1;
   ensure->add_option("--stream", stream_name)->required();
   ensure->add_option("--subject", subject)->required();
+  ensure->add_option("--replicas", replicas, "Copies of the stream on a JetStream cluster")
+      ->check(CLI::Range(1, 5));
+
+  auto* info = app.add_subcommand("stream-info", "Print the server's JSON about a stream");
+  info->add_option("--stream", stream_name)->required();
+
+  auto* consumer = app.add_subcommand("consumer-info", "Print the server's JSON about a consumer");
+  std::string durable;
+  consumer->add_option("--stream", stream_name)->required();
+  consumer->add_option("--durable", durable)->required();
 
   auto* remove = app.add_subcommand("delete-stream", "Delete a stream and its messages");
   remove->add_option("--stream", stream_name)->required();
@@ -68,7 +79,21 @@ int main(int argc, char** argv) {
   auto nc = connect_or_die(nats_url, log);
 
   if (ensure->parsed()) {
-    auto r = ensure_stream(*nc, {stream_name, subject}, log);
+    StreamSpec spec{stream_name, subject};
+    spec.replicas = replicas;
+    auto r = ensure_stream(*nc, spec, log);
+    if (!r.ok()) {
+      fmt::print(stderr, "atw-devtool: {}\n", r.status().message());
+      return 1;
+    }
+    fmt::print("{}\n", *r);
+    return 0;
+  }
+
+  if (info->parsed() || consumer->parsed()) {
+    auto r = nc->api(info->parsed() ? "$JS.API.STREAM.INFO." + stream_name
+                                    : "$JS.API.CONSUMER.INFO." + stream_name + "." + durable,
+                     "");
     if (!r.ok()) {
       fmt::print(stderr, "atw-devtool: {}\n", r.status().message());
       return 1;
