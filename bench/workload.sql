@@ -30,6 +30,23 @@ SELECT 'bench-link-b-' || d, 'bench-org-' || (d % 4 + 1), 'bench-dev-' || d, 'De
 FROM generate_series(1, 1000) AS d
 ON CONFLICT (id) DO NOTHING;
 
--- The PostgreSQL ceiling writes the same rows into an identical table.
+-- The PostgreSQL ceiling writes the same rows into an identical table: partitioned as
+-- telemetry_history is (migrations/004_partitioned_history.sql), with a partition of the same
+-- bounds for each of its partitions, so that the ceiling pays for the routing the worker pays for.
 DROP TABLE IF EXISTS telemetry_history_ceiling;
-CREATE TABLE telemetry_history_ceiling (LIKE telemetry_history INCLUDING ALL);
+CREATE TABLE telemetry_history_ceiling (LIKE telemetry_history INCLUDING ALL)
+  PARTITION BY RANGE ("timestamp");
+DO $$
+DECLARE
+  p record;
+BEGIN
+  FOR p IN SELECT * FROM telemetry_history_partitions() LOOP
+    EXECUTE format('CREATE TABLE %I PARTITION OF telemetry_history_ceiling %s',
+                   replace(p.relation, 'telemetry_history', 'telemetry_history_ceiling'),
+                   CASE WHEN p.is_default THEN 'DEFAULT'
+                        ELSE format('FOR VALUES FROM (%s) TO (%s)',
+                                    coalesce(quote_literal(p.lower_bound), 'MINVALUE'),
+                                    coalesce(quote_literal(p.upper_bound), 'MAXVALUE')) END);
+  END LOOP;
+END;
+$$;

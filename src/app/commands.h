@@ -13,6 +13,9 @@ namespace atw {
 // Runs the worker until `stop` is set (SIGTERM/SIGINT), then drains.
 int run_worker(const Config& config, const std::atomic<bool>& stop);
 int run_migrate(const Config& config);
+// `maintain`: telemetry_history's partitions made ahead and dropped past the retention, once
+// (the worker does it every MAINTAIN_INTERVAL_S). Prints one line per action and a summary.
+int run_maintain(const Config& config);
 
 // Which dead letters a dlq command acts on: listed sequences, an error type, or all.
 struct DlqSelection {

@@ -64,6 +64,12 @@ void register_options(CLI::App& app, Config& c) {
       "Longest drain on SIGTERM, in seconds");
   add("--stall-timeout", c.stall_timeout_s, "STALL_TIMEOUT_S",
       "/healthz fails once the pipeline has made no step for this many seconds");
+  add("--history-retention-days", c.history_retention_days, "HISTORY_RETENTION_DAYS",
+      "Days of telemetry_history kept: older daily partitions are dropped; 0 keeps all");
+  add("--partitions-ahead-days", c.partitions_ahead_days, "PARTITIONS_AHEAD_DAYS",
+      "Daily partitions of telemetry_history made ahead of today (1..90)");
+  add("--maintain-interval-s", c.maintain_interval_s, "MAINTAIN_INTERVAL_S",
+      "Seconds between the worker's history maintenance runs; 0: only `asset-worker maintain`");
 }
 
 Status finalize(Config& c) {
@@ -86,6 +92,15 @@ Status finalize(Config& c) {
     return bad("cache TTLs must be at least 1 s");
   }
   if (c.memory_cache_capacity < 1) return bad("--memory-cache-capacity must be at least 1");
+  if (c.history_retention_days < 0 || c.history_retention_days > 36500) {
+    return bad("--history-retention-days must be 0 (keep all) or 1..36500");
+  }
+  if (c.partitions_ahead_days < 1 || c.partitions_ahead_days > 90) {
+    return bad("--partitions-ahead-days must be 1..90");
+  }
+  if (c.maintain_interval_s < 0 || c.maintain_interval_s > 604800) {
+    return bad("--maintain-interval-s must be 0 (never) or 1..604800");
+  }
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
       c.log_level != "error") {
     return bad("--log-level must be debug, info, warn or error");

@@ -43,6 +43,10 @@ struct Config {
   std::string log_level = "info";
   int shutdown_timeout_s = 20;
   int stall_timeout_s = 60;
+  // History partitions (issue 6): see migrations/004_partitioned_history.sql
+  int history_retention_days = 0;  // 0: keep forever
+  int partitions_ahead_days = 7;
+  int maintain_interval_s = 3600;  // 0: the worker never maintains; `asset-worker maintain` does
 
   ValidationLimits limits() const;
   LogLevel level() const;

@@ -39,6 +39,8 @@ int main(int argc, char** argv) {
   atw::register_options(app, config);
   auto* run = app.add_subcommand("run", "Process telemetry until SIGTERM");
   auto* migrate = app.add_subcommand("migrate", "Create or update the database schema");
+  auto* maintain = app.add_subcommand(
+      "maintain", "Make telemetry_history's partitions ahead; drop those past the retention");
   auto* version = app.add_subcommand("version", "Print the version");
   auto* dlq = app.add_subcommand("dlq", "Inspect, replay or purge the dead-letter stream");
   dlq->require_subcommand(1);
@@ -73,8 +75,8 @@ int main(int argc, char** argv) {
   formulas_try->add_option("--asset-type", try_type, "Asset type id")->required();
   formulas_try->add_option("--metrics", try_metrics, "Asset metrics, a JSON object of numbers")
       ->required();
-  for (auto* sub : {run, migrate, version, dlq, dlq_list, dlq_show, dlq_replay, dlq_purge, links,
-                    links_invalidate, formulas, formulas_check, formulas_try}) {
+  for (auto* sub : {run, migrate, maintain, version, dlq, dlq_list, dlq_show, dlq_replay, dlq_purge,
+                    links, links_invalidate, formulas, formulas_check, formulas_try}) {
     sub->fallthrough();
   }
   CLI11_PARSE(app, argc, argv);
@@ -88,6 +90,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (migrate->parsed()) return atw::run_migrate(config);
+  if (maintain->parsed()) return atw::run_maintain(config);
   if (formulas_check->parsed()) return atw::run_formulas_check(config);
   if (formulas_try->parsed()) return atw::run_formulas_try(config, try_type, try_metrics);
   if (links_invalidate->parsed()) {

@@ -15,6 +15,7 @@
 #include "adapters/postgres/pg_writer_pool.h"
 #include "adapters/redis/redis_link_cache.h"
 #include "app/commands.h"
+#include "app/history_timer.h"
 #include "app/system_clock.h"
 #include "pipeline/max_delivery_net.h"
 #include "pipeline/worker.h"
@@ -145,7 +146,14 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
     log.warn("PostgreSQL not reachable yet; batches will wait for it", {{"error", st.message()}});
   }
   PgLinkStore store(db);
-  PgWriterPool sink(c.database_url, static_cast<size_t>(c.db_writers));
+  PgWriterPool sink(c.database_url, static_cast<size_t>(c.db_writers), c.worker_id);
+  // History partitions made ahead and dropped past the retention, beside the pipeline.
+  std::unique_ptr<HistoryTimer> history_timer;
+  if (c.maintain_interval_s > 0) {
+    history_timer = std::make_unique<HistoryTimer>(
+        c.database_url, HistorySettings{c.partitions_ahead_days, c.history_retention_days},
+        seconds(c.maintain_interval_s), log);
+  }
 
   std::unique_ptr<RedisLinkCache> redis;
   if (!c.redis_url.empty()) {
@@ -171,7 +179,7 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
   ps.limits = c.limits();
   ps.keepalive = milliseconds(c.ack_wait_s * 1000 / 3);
   // A dead-letter record must fit the server's max_payload with its headers (Nats-Msg-Id).
-  const int64_t max_payload = natsConnection_GetMaxPayload(nc.raw());
+  const int64_t max_payload = nc.max_payload();
   ps.max_record_bytes = max_payload > 1024 ? static_cast<size_t>(max_payload - 512) : SIZE_MAX;
   // Liveness: the pipeline thread beats at every loop cycle and every wait for a server; a
   // thread stuck in a call that never returns stops beating and /healthz fails.
@@ -185,7 +193,7 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
                            beating_sleep);
   Worker worker(**source, processor, clock, log,
                 {static_cast<size_t>(c.batch_size), milliseconds(c.fetch_wait_ms),
-                 seconds(c.shutdown_timeout_s / 2)});
+                 seconds(c.shutdown_timeout_s / 2), ps.keepalive});
 
   // Readiness: NATS and PostgreSQL reachable, and no batch waiting for a server.
   std::atomic<bool> db_up{db.connected()};
@@ -244,6 +252,7 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
     }
   });
   const uint64_t handled = worker.run(stop, beating_sleep, on_cycle);
+  if (history_timer) history_timer->stop();
   net_thread.join();
   http.stop();
   log.info("stopped", {{"messages", handled}});

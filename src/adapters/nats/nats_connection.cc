@@ -135,6 +135,10 @@ Result<SubscriptionPtr> NatsConnection::subscribe_sync(const std::string& subjec
   return sub;
 }
 
+int64_t NatsConnection::max_payload() const {
+  return natsConnection_GetMaxPayload(conn_);
+}
+
 Result<std::string> NatsConnection::api(const std::string& subject, const std::string& body) {
   natsMsg* reply = nullptr;
   const natsStatus s =

@@ -54,6 +54,8 @@ class NatsConnection {
   // A JetStream API request ($JS.API.*); returns the JSON reply, or the API's error as a
   // Status (type "nats_api", Permanent for 4xx client errors, else Unavailable).
   Result<std::string> api(const std::string& subject, const std::string& body);
+  // The largest message the connected server accepts, headers included (0 when not connected).
+  int64_t max_payload() const;
   // Flushes what is buffered and waits for the server's PONG.
   Status flush(std::chrono::milliseconds timeout);
 
