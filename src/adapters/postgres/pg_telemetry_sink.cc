@@ -224,14 +224,15 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
   auto ins = db_.exec(
       "db_write_failed",
       "INSERT INTO processed_messages (message_id, organization_id, device_id, \"timestamp\","
-      " processed_at, previous_scores)"
+      " processed_at, previous_scores, processed_by)"
       " SELECT id, org, dev, timestamptz 'epoch' + micros * interval '1 microsecond',"
       " timestamptz 'epoch' + $5::int8 * interval '1 microsecond',"
-      " prev FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $6::jsonb[])"
+      " prev, NULLIF($7, '') FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], "
+      "$6::jsonb[])"
       " AS v(id, org, dev, micros, prev)"
       " ON CONFLICT (message_id) DO NOTHING",
       {pg_text_array(new_ids), pg_text_array(orgs), pg_text_array(devices), stamps,
-       std::to_string(received_at.micros), pg_text_array(prevs)});
+       std::to_string(received_at.micros), pg_text_array(prevs), worker_id_});
   if (!ins.ok()) return ins.status();
   const long inserted = std::strtol(PQcmdTuples(ins->get()), nullptr, 10);
   if (inserted != static_cast<long>(new_ids.size())) {

@@ -22,7 +22,9 @@ namespace atw {
 
 class PgTelemetrySink final : public TelemetrySink {
  public:
-  explicit PgTelemetrySink(PgConnection& db) : db_(db) {}
+  // `worker_id` goes to processed_messages.processed_by (NULL when empty).
+  explicit PgTelemetrySink(PgConnection& db, std::string worker_id = {})
+      : db_(db), worker_id_(std::move(worker_id)) {}
   Result<std::vector<WriteOutcome>> write(std::span<const MessageResult> messages,
                                           Timestamp received_at) override;
 
@@ -34,6 +36,7 @@ class PgTelemetrySink final : public TelemetrySink {
                               const std::optional<EarlierWrites>& earlier,
                               std::vector<WriteOutcome>& outcomes);
   PgConnection& db_;
+  std::string worker_id_;
   std::string copy_buffer_;  // reused across batches
 };
 

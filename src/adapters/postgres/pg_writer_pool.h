@@ -24,7 +24,8 @@ namespace atw {
 
 class PgWriterPool final : public TelemetrySink {
  public:
-  PgWriterPool(const std::string& database_url, size_t lanes);
+  // `worker_id` is recorded with each message written (processed_messages.processed_by).
+  PgWriterPool(const std::string& database_url, size_t lanes, const std::string& worker_id = {});
   ~PgWriterPool() override;
   PgWriterPool(const PgWriterPool&) = delete;
   PgWriterPool& operator=(const PgWriterPool&) = delete;
@@ -44,7 +45,7 @@ class PgWriterPool final : public TelemetrySink {
     std::promise<Outcome> done;
   };
   struct Lane {
-    explicit Lane(const std::string& url) : db(url), sink(db) {}
+    Lane(const std::string& url, const std::string& worker_id) : db(url), sink(db, worker_id) {}
     PgConnection db;
     PgTelemetrySink sink;
     std::mutex mu;
