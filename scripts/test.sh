@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test: installs what is missing, builds, starts nats-server, PostgreSQL and Redis on
 # loopback, runs the unit and integration tests under ASan+UBSan, runs each fuzz target for
-# ATW_FUZZ_SECONDS (30), then runs every test of the Release build with ctest (last, so that its
+# ATW_FUZZ_SECONDS (20), then runs every test of the Release build with ctest (last, so that its
 # summary ends the output), and stops the servers it started. Any failing phase fails the script.
 set -euo pipefail
 source "$(dirname "$0")/servers.sh"
@@ -37,11 +37,11 @@ atw_log "building the fuzz targets in build-fuzz"
 (cd "$ATW_ROOT" && cmake --preset fuzz >/dev/null && cmake --build --preset fuzz -j"$(nproc)")
 mkdir -p "$ATW_ROOT/build-fuzz/artifacts"
 for target in telemetry formula; do
-  atw_log "fuzzing $target for ${ATW_FUZZ_SECONDS:-30} s"
+  atw_log "fuzzing $target for ${ATW_FUZZ_SECONDS:-20} s"
   corpus="$(mktemp -d)"
   cp "$ATW_ROOT/tests/fuzz/corpus/$target/"* "$corpus/"
   if ! ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer \
-    "$ATW_ROOT/build-fuzz/fuzz_$target" -max_total_time="${ATW_FUZZ_SECONDS:-30}" \
+    "$ATW_ROOT/build-fuzz/fuzz_$target" -max_total_time="${ATW_FUZZ_SECONDS:-20}" \
     -dict="$ATW_ROOT/tests/fuzz/$target.dict" \
     -artifact_prefix="$ATW_ROOT/build-fuzz/artifacts/$target-" "$corpus" >"$corpus.log" 2>&1; then
     tail -n 60 "$corpus.log"

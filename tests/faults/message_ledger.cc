@@ -286,10 +286,10 @@ Tally account(Scenario& s, const MessageLedger& ledger) {
     // fit the server's max_payload, says so and the original is still in the input stream.
     bool payload_kept = false;
     if (d.value("payloadOmitted", false)) {
-      auto original = read_message(s.nats(), d.value("originalStream", ""),
-                                   d.value("streamSequence", uint64_t{0}));
-      payload_kept = d.value("payloadBytes", uint64_t{0}) == m.payload.size() && original.ok() &&
-                     original->has_value() && (*original)->data == m.payload;
+      auto from_input = read_message(s.nats(), d.value("originalStream", ""),
+                                     d.value("streamSequence", uint64_t{0}));
+      payload_kept = d.value("payloadBytes", uint64_t{0}) == m.payload.size() && from_input.ok() &&
+                     from_input->has_value() && (*from_input)->data == m.payload;
     } else {
       payload_kept =
           !m.compare_payload ? d.contains("payloadBase64") || d.contains("payload")
