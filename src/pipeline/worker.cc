@@ -56,8 +56,17 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
   };
 
   size_t window = 1;  // see the header: slow start, shrunk by redeliveries
+  Timestamp buffer_kept_alive = clock_.now();
   while (!stop.load()) {
     if (on_cycle) on_cycle();
+    // What the server sent for earlier, wider requests waits in the source's buffer while the
+    // window is small (one message at a time after a redelivery): it must not expire there.
+    if (const Timestamp now = clock_.now();
+        now.micros - buffer_kept_alive.micros >= settings_.keepalive.count() * 1000) {
+      source_.keep_buffered_alive();
+      (void)source_.flush();
+      buffer_kept_alive = now;
+    }
     // The next batch is fetched and started before the pending one is finished: the pending
     // batch's write runs on its database connection while this fetch waits (at most
     // fetch_wait) and while the next batch is prepared, and the next batch's write runs while

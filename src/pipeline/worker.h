@@ -24,8 +24,9 @@ struct WorkerSettings {
   size_t batch_size = 2000;
   milliseconds fetch_wait{20};      // how long a fetch waits for a batch to fill
   milliseconds drain_limit{10000};  // at shutdown, the longest wait for requested messages
-  // InProgress interval for the messages of a batch waiting their turn in process_isolated
-  // (a third of AckWait): one at a time, a big batch takes longer than AckWait to get through.
+  // InProgress interval (a third of AckWait) for messages in hand that wait their turn: those
+  // of a batch in process_isolated, and those the server sent ahead that wait in the source's
+  // buffer. One at a time, they can take longer than AckWait to get through.
   milliseconds keepalive{10000};
 };
 

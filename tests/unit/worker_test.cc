@@ -160,6 +160,27 @@ TEST_F(WorkerTest, RedeliveriesWaitingTheirTurnAreKeptAlive) {
   EXPECT_EQ(source.settled_count("ack"), 7u);
 }
 
+TEST_F(WorkerTest, MessagesWaitingInTheSourcesBufferAreKeptAlive) {
+  // Redeliveries keep the window at one message, so the source's buffer (here, its queue) is
+  // taken one message per fetch, 4 s per write; after 10 s, what still waits is kept alive.
+  Worker wide{source, processor, clock, log,
+              WorkerSettings{64, milliseconds(1), seconds(5), seconds(10)}};
+  std::vector<std::string> tokens;
+  for (int i = 1; i <= 5; ++i) tokens.push_back(source.push(message(i), 2).ack_token);
+  sink.on_write = [&] { clock.advance(seconds(4)); };
+  wide.run(
+      stop, [](milliseconds) {},
+      [&] {
+        if (source.queued() == 0) stop = true;
+      });
+  EXPECT_EQ(sink.batch_sizes, (std::vector<size_t>{1, 1, 1, 1, 1}));
+  // Writes end at 4, 8, 12 s: before the fourth fetch, m4 and m5 still wait and are kept alive.
+  EXPECT_EQ(source.in_progress_of(tokens[2]), 0);
+  EXPECT_EQ(source.in_progress_of(tokens[3]), 1);
+  EXPECT_EQ(source.in_progress_of(tokens[4]), 1);
+  EXPECT_EQ(source.settled_count("ack"), 5u);
+}
+
 TEST_F(WorkerTest, StopsWhenTheFlagIsSetEvenWithNothingToDo) {
   int cycles = 0;
   const uint64_t handled = run([&] {
