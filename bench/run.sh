@@ -65,13 +65,26 @@ proc_stats() {  # cpu seconds and peak RSS (MB) of a pid
   echo "$(awk -v t="$ticks" -v h="$hz" 'BEGIN {printf "%.2f", t / h}') $(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status")"
 }
 
+# CPU seconds of the servers, from /proc: nats-server, and PostgreSQL's postmaster with its
+# children (backends, WAL writer, checkpointer; backends that end meanwhile are not counted).
+server_cpu() {
+  local hz pm pids t=0 n=0 p
+  hz=$(getconf CLK_TCK)
+  pm=$(head -n1 "$(atw_pg_dir)/postmaster.pid")
+  for p in "$pm" $(pgrep -P "$pm"); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+  n=$(awk '{print $14 + $15}' "/proc/$(cat "$ATW_STATE/nats.pid")/stat" 2>/dev/null || echo 0)
+  awk -v n="$n" -v t="$t" -v h="$hz" 'BEGIN {printf "%.2f %.2f\n", n / h, t / h}'
+}
+
 atw_log "drain: one worker over the backlog"
 DATABASE_URL="$BENCH_DB" build/asset-worker run 2>"$out-worker-drain.log" &
 worker=$!
+read -r nats0 pg0 < <(server_cpu)
 build/atw-bench drain --stream BENCH_IN --durable bench-worker --count "$BACKLOG" \
   --csv "$out-drain.csv" | tee "$out-drain.json"
 read -r cpu rss < <(proc_stats "$worker")
-echo "{\"cpu_seconds\":$cpu,\"peak_rss_mb\":$rss}" | tee "$out-drain-proc.json"
+read -r nats1 pg1 < <(server_cpu)
+echo "{\"cpu_seconds\":$cpu,\"peak_rss_mb\":$rss,\"nats_cpu_seconds\":$(awk -v a="$nats0" -v b="$nats1" 'BEGIN {printf "%.2f", b - a}'),\"postgres_cpu_seconds\":$(awk -v a="$pg0" -v b="$pg1" 'BEGIN {printf "%.2f", b - a}')}" | tee "$out-drain-proc.json"
 kill -TERM "$worker"; wait "$worker" || true
 
 atw_log "steady: $RATE messages/s offered for $STEADY_SECONDS s"
@@ -79,12 +92,15 @@ DATABASE_URL="$BENCH_DB" build/asset-worker run 2>"$out-worker-steady.log" &
 worker=$!
 for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:19090/readyz >/dev/null 2>&1 && break; sleep 0.1; done
 curl -fsS http://127.0.0.1:19090/metrics >"$out-metrics-before.txt"
+read -r nats0 pg0 < <(server_cpu)
+wcpu0=$(proc_stats "$worker" | cut -d' ' -f1)
 build/atw-bench --run "s$stamp" steady --subject bench.telemetry.normalized.v1 \
   --events-subject bench.telemetry.asset.v1 --rate "$RATE" --seconds "$STEADY_SECONDS" \
   --csv "$out-steady.csv" | tee "$out-steady.json"
 curl -fsS http://127.0.0.1:19090/metrics >"$out-metrics-after.txt"
 read -r cpu2 rss2 < <(proc_stats "$worker")
-echo "{\"cpu_seconds\":$cpu2,\"peak_rss_mb\":$rss2}" | tee "$out-steady-proc.json"
+read -r nats1 pg1 < <(server_cpu)
+echo "{\"cpu_seconds\":$(awk -v a="$wcpu0" -v b="$cpu2" 'BEGIN {printf "%.2f", b - a}'),\"peak_rss_mb\":$rss2,\"nats_cpu_seconds\":$(awk -v a="$nats0" -v b="$nats1" 'BEGIN {printf "%.2f", b - a}'),\"postgres_cpu_seconds\":$(awk -v a="$pg0" -v b="$pg1" 'BEGIN {printf "%.2f", b - a}')}" | tee "$out-steady-proc.json"
 kill -TERM "$worker"; wait "$worker" || true
 
 atw_log "correctness after the run"

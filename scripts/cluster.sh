@@ -174,10 +174,6 @@ for s in TELEMETRY_NORMALIZED TELEMETRY_ASSET TELEMETRY_DLQ; do
   echo "  $s: replicas $(stream_field "$s" 'j["config"]["num_replicas"]'), leader $(stream_field "$s" 'j["cluster"].get("leader")')"
 done
 
-atw_log "publishing a backlog of $BACKLOG messages"
-run_id="cl$(date +%s)"
-"$BUILD/atw-bench" --run "$run_id" prefill --subject telemetry.normalized.v1 --count "$BACKLOG" >/dev/null
-
 atw_log "three worker replicas"
 for r in "${REPLICAS[@]}"; do
   # WORKER_ID replica-R.I, I counting the starts of replica R: processed_messages.processed_by
@@ -187,15 +183,47 @@ for r in "${REPLICAS[@]}"; do
     LOG_LEVEL="${CLUSTER_LOG_LEVEL:-warn}" ACK_WAIT_S=10 bash -c \
     "WORKER_ID=replica-$r.\$ATW_START exec '$BUILD/asset-worker' run"
 done
-t0=$(date +%s.%N)
+# CPU seconds (user + system) of every process of a kind, from /proc: where the time goes.
+cpu_seconds() {  # cpu_seconds PID...
+  local hz total=0 p t
+  hz=$(getconf CLK_TCK)
+  for p in "$@"; do
+    t=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || continue
+    total=$((total + t))
+  done
+  awk -v t="$total" -v h="$hz" 'BEGIN {printf "%.1f", t / h}'
+}
+pg_pids() {  # the postmaster serving $CLUSTER_DB and its children (backends, WAL writer, ...)
+  local postmaster
+  # The checkpointer lives as long as the server; its parent is the postmaster.
+  postmaster=$(ps -o ppid= -p "$("${PSQL[@]}" -c "SELECT pid FROM pg_stat_activity
+    WHERE backend_type = 'checkpointer'")" | tr -d ' ')
+  echo "$postmaster" $(pgrep -P "$postmaster")
+}
+cpu_snapshot() {  # prints "nats workers postgres" CPU seconds of the processes alive now
+  local nats=() workers=() f
+  for f in "$CLUSTER_STATE"/nats-*.pid; do nats+=("$(cat "$f")"); done
+  for f in "$CLUSTER_STATE"/worker-*.pid; do workers+=("$(cat "$f")"); done
+  echo "$(cpu_seconds "${nats[@]}") $(cpu_seconds "${workers[@]}") $(cpu_seconds $(pg_pids))"
+}
+# Every replica ready (consumer found, servers reachable) before the backlog is published, so
+# that none starts late and the faults below hit a run in which all three work.
+ready_t0=$(date +%s.%N)
 for r in "${REPLICAS[@]}"; do
-  for _ in $(seq 1 300); do
+  for _ in $(seq 1 600); do
     curl -fsS -m 1 "http://127.0.0.1:$((PORT + 6000 + r))/readyz" >/dev/null 2>&1 && break
     sleep 0.1
   done
-  echo "  replica-$r ready after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s"
+  echo "  replica-$r ready after $(awk -v a="$ready_t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s"
 done
 
+atw_log "publishing a backlog of $BACKLOG messages while the replicas work"
+run_id="cl$(date +%s)"
+read -r cpu0_nats cpu0_workers cpu0_pg < <(cpu_snapshot)
+t0=$(date +%s.%N)
+"$BUILD/atw-bench" --run "$run_id" prefill --subject telemetry.normalized.v1 --count "$BACKLOG" \
+  >"$CLUSTER_STATE/prefill.log" 2>&1 &
+prefill=$!
 processed() { "${PSQL[@]}" -c "SELECT count(*) FROM processed_messages WHERE message_id LIKE '$run_id-%'"; }
 
 killed=0 restarted=0 done_at=""
@@ -213,7 +241,9 @@ while :; do
     kill -KILL "$pid"
     killed=1
   fi
-  if [ "$restarted" = 0 ] && [ "$pct" -ge "$RESTART_AT" ]; then
+  # After the kill, and once the backlog is all published (the publisher is not under test).
+  if [ "$restarted" = 0 ] && [ "$pct" -ge "$RESTART_AT" ] && [ "$killed" = 1 ] &&
+    ! kill -0 "$prefill" 2>/dev/null; then
     leader=$(stream_field TELEMETRY_NORMALIZED 'j["cluster"].get("leader","n1")' 2>/dev/null || echo n1)
     node=${leader#n}
     pid=$(cat "$CLUSTER_STATE/nats-$node.pid")
@@ -223,6 +253,7 @@ while :; do
   fi
   if [ "$n" -ge "$BACKLOG" ]; then
     done_at=$(date +%s.%N)
+    read -r cpu1_nats cpu1_workers cpu1_pg < <(cpu_snapshot)
     break
   fi
   if [ "$(date +%s)" -ge "$deadline" ]; then
@@ -232,6 +263,7 @@ while :; do
   sleep 0.2
 done
 elapsed=$(awk -v a="$t0" -v b="${done_at:-$(date +%s.%N)}" 'BEGIN {printf "%.1f", b - a}')
+wait "$prefill" || { echo "publishing the backlog failed:" >&2; cat "$CLUSTER_STATE/prefill.log" >&2; exit 1; }
 
 # Let the last acks and events settle, then stop the workers (SIGTERM: drained).
 for _ in $(seq 1 60); do
@@ -293,6 +325,16 @@ for r in "${REPLICAS[@]}"; do
   [ "$sum" -gt 0 ] || { echo "  FAIL  replica-$r processed nothing"; failures=$((failures + 1)); }
 done
 rate=$(awk -v n="$BACKLOG" -v t="$elapsed" 'BEGIN {printf "%.0f", n / t}')
+if [ -n "$done_at" ]; then
+  # Processes restarted mid-run lose what they used before; PostgreSQL's count starts with the
+  # backends alive at the start (the workers' connections come later and count whole).
+  awk -v n="$BACKLOG" -v t="$elapsed" -v a="$cpu0_nats" -v b="$cpu1_nats" -v c="$cpu0_workers" \
+    -v d="$cpu1_workers" -v e="$cpu0_pg" -v f="$cpu1_pg" 'BEGIN {
+      printf "  CPU seconds during the run (%.1f s, 2 cores = %.0f s): nats-server nodes %.1f,", t, 2 * t, b - a
+      printf " workers %.1f, PostgreSQL %.1f\n", d - c, f - e
+      printf "  CPU per message: nats-server %.0f us, workers %.0f us, PostgreSQL %.0f us\n",
+        (b - a) * 1e6 / n, (d - c) * 1e6 / n, (f - e) * 1e6 / n }'
+fi
 if [ "$FAULTS" = 0 ]; then faults="undisturbed"; else faults="with the kill and the restart"; fi
 echo "  total: $BACKLOG messages in $elapsed s = $rate messages/s (3 replicas, 3 nodes, R3, $faults)"
 if [ "$failures" -gt 0 ]; then

@@ -16,7 +16,7 @@ export NATS_URL="nats://127.0.0.1:${ATW_NATS_PORT}"
 export DATABASE_URL="postgresql://postgres@127.0.0.1:${ATW_PG_PORT}/asset_telemetry"
 export REDIS_URL="redis://127.0.0.1:${ATW_REDIS_PORT}/0"
 
-atw_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+atw_log() { printf '\033[1m==> %s %s\033[0m\n' "$(date +%T)" "$*" >&2; }
 
 ATW_PACKAGES=(build-essential cmake ninja-build pkg-config git ca-certificates
   nats-server libnats-dev postgresql-15 postgresql-client-15 libpq-dev redis-server
@@ -42,11 +42,13 @@ atw_install() {
   fi
 }
 
+# atw_build [TYPE [DIR [TARGET...]]]: every target unless some are named.
 atw_build() {
   local type="${1:-Release}" dir="${2:-$ATW_ROOT/build}"
-  atw_log "building ($type) in $dir"
+  shift $(($# < 2 ? $# : 2))
+  atw_log "building ($type) in $dir${*:+: $*}"
   cmake -S "$ATW_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" >/dev/null
-  cmake --build "$dir" -j"$(nproc)"
+  cmake --build "$dir" -j"$(nproc)" ${*:+--target "$@"}
 }
 
 # PostgreSQL will not run as root, and its data folder must be reachable by the postgres user;

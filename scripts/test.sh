@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Every test: installs what is missing, builds, starts nats-server, PostgreSQL and Redis on
 # loopback, runs the unit and integration tests under ASan+UBSan, runs each fuzz target for
-# ATW_FUZZ_SECONDS (20), then runs every test of the Release build with ctest (last, so that its
-# summary ends the output), and stops the servers it started. Any failing phase fails the script.
+# ATW_FUZZ_SECONDS (20), then runs the fault suite, the ops tests and the cluster run against the
+# Release build with ctest (last, so that its summary ends the output), and stops the servers it
+# started. Any failing phase fails the script. Each test runs once: the unit and integration
+# tests in the sanitizer build only (the Release build compiles neither).
 set -euo pipefail
 source "$(dirname "$0")/servers.sh"
 
 atw_install "${ATW_TEST_PACKAGES[@]}"
-atw_build Release
+# What the Release tests run: the worker, the tools the ops tests and the cluster run use, and
+# the fault suite with its fault injector.
+atw_build Release "$ATW_ROOT/build" asset-worker atw-devtool atw-bench faults_fault_suite \
+  atw_fault_preload
 atw_start_servers
 trap "atw_stop_servers 2>/dev/null" EXIT
 
@@ -52,6 +57,6 @@ for target in telemetry formula; do
   rm -rf "$corpus" "$corpus.log"
 done
 
-atw_log "unit and integration tests (Release, build/)"
+atw_log "fault suite, ops tests and cluster run (Release, build/)"
 cd "$ATW_ROOT/build"
-ctest --output-on-failure --timeout 600 "$@"
+ctest --output-on-failure --timeout 600 -R '^(faults|ops|cluster)\.' "$@"
