@@ -235,7 +235,7 @@ while :; do
   pct=$((n * 100 / BACKLOG))
   # The victim must have written something first: a kill of an idle process proves little.
   if [ "$killed" = 0 ] && [ "$pct" -ge "$KILL_AT" ] && [ "$("${PSQL[@]}" -c "SELECT count(*) FROM
-      processed_messages WHERE processed_by = 'replica-2.1'")" -gt 0 ]; then
+      processed_messages WHERE processed_by LIKE 'replica-2.%'")" -gt 0 ]; then
     pid=$(cat "$CLUSTER_STATE/worker-2.pid")
     atw_log "$(tail -n1 "$CLUSTER_STATE/timeline.csv" | cut -d, -f1) s, $n processed ($pct%): SIGKILL worker replica-2 (pid $pid); its supervisor restarts it"
     kill -KILL "$pid"

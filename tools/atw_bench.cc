@@ -84,8 +84,22 @@ void publish_range(JetStreamPublisher& pub, const std::string& subject, const st
       batch.push_back({subject, fmt::format("{}-{}", run, n),
                        make_message(run, n, base + static_cast<int64_t>(n) * 1000)});
     }
-    for (const auto& st : pub.publish(batch)) {
-      if (!st.ok()) die(st);
+    // A node restarting under the publisher (the cluster run) fails some publishes for a few
+    // seconds; they are sent again with the same Nats-Msg-Id, so the stream keeps one copy.
+    for (int attempt = 1;; ++attempt) {
+      const auto statuses = pub.publish(batch);
+      std::vector<OutboundMessage> failed;
+      Status last;
+      for (size_t i = 0; i < statuses.size(); ++i) {
+        if (!statuses[i].ok()) {
+          failed.push_back(std::move(batch[i]));
+          last = statuses[i];
+        }
+      }
+      if (failed.empty()) break;
+      if (attempt == 30) die(last);
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      batch = std::move(failed);
     }
   }
 }

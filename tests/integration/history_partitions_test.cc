@@ -199,7 +199,8 @@ CommandResult run_command(const std::string& database_url, std::vector<std::stri
   env["LOG_LEVEL"] = "debug";
   WorkerProcess command(env, std::move(args));
   CommandResult result;
-  for (auto end = std::chrono::steady_clock::now() + 60s;
+  // Generous: under ASan a maintenance beside a busy writer has taken seconds, never a minute.
+  for (auto end = std::chrono::steady_clock::now() + 120s;
        !result.code && std::chrono::steady_clock::now() < end; std::this_thread::sleep_for(20ms)) {
     result.code = command.exited();
   }
@@ -207,6 +208,17 @@ CommandResult run_command(const std::string& database_url, std::vector<std::stri
   std::stringstream out;
   out << in.rdbuf();
   result.output = out.str();
+  if (!result.code) {
+    // Still running: say what the database's sessions were doing, for the failure message.
+    result.output += "\n(no exit in 120 s) sessions of the database:\n";
+    auto activity = Sql(database_url)
+                        .scalar(
+                            "SELECT string_agg(format('%s %s %s/%s: %s', pid, state,"
+                            " wait_event_type, wait_event, left(query, 160)), E'\\n')"
+                            " FROM pg_stat_activity WHERE datname = current_database()"
+                            " AND pid <> pg_backend_pid()");
+    result.output += activity.value_or("(none)");
+  }
   return result;
 }
 
