@@ -51,10 +51,6 @@ class HistoryMaintenance {
   void stop() { stopping_.store(true); }
 
  private:
-  // Waits for the connection's pending result in short slices; false once stop() was called or
-  // the connection broke (`failure` says which).
-  bool wait_readable(Status& failure);
-
   PgConnection db_;
   HistorySettings settings_;
   std::atomic<bool> stopping_{false};

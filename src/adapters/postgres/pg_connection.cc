@@ -1,6 +1,7 @@
 #include "adapters/postgres/pg_connection.h"
 
 #include <fmt/format.h>
+#include <poll.h>
 
 #include <cstring>
 
@@ -64,6 +65,48 @@ Result<PgResult> PgConnection::exec(std::string_view type, const char* sql,
   const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return r;
   Status st = pg_error_status(r.get(), conn_.get(), type);
+  if (st.unavailable()) conn_.reset();
+  return st;
+}
+
+Result<PgResult> PgConnection::exec_until(std::string_view type, const char* sql,
+                                          const std::vector<std::optional<std::string>>& params,
+                                          const std::atomic<bool>& stop) {
+  const Status stopped = Status::unavailable(std::string(type), "stopped");
+  if (stop.load()) return stopped;
+  if (Status st = ensure(); !st.ok()) return st;
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  if (!PQsendQueryParams(conn_.get(), sql, static_cast<int>(values.size()), nullptr, values.data(),
+                         nullptr, nullptr, 0)) {
+    Status st = pg_error_status(nullptr, conn_.get(), type);
+    conn_.reset();
+    return st;
+  }
+  // Every result of the statement, the first kept, until libpq says the command is over.
+  PgResult first;
+  while (true) {
+    while (PQisBusy(conn_.get())) {
+      if (stop.load()) {
+        conn_.reset();
+        return stopped;
+      }
+      pollfd p{PQsocket(conn_.get()), POLLIN, 0};
+      (void)poll(&p, 1, 100);
+      if (!PQconsumeInput(conn_.get())) {
+        Status st = pg_error_status(nullptr, conn_.get(), type);
+        conn_.reset();
+        return st;
+      }
+    }
+    PgResult next(PQgetResult(conn_.get()));
+    if (!next) break;
+    if (!first) first = std::move(next);
+  }
+  const auto status = first ? PQresultStatus(first.get()) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return first;
+  Status st = pg_error_status(first.get(), conn_.get(), type);
   if (st.unavailable()) conn_.reset();
   return st;
 }

@@ -6,6 +6,7 @@
 
 #include <libpq-fe.h>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -46,6 +47,12 @@ class PgConnection {
   // error type, classified by pg_error_status.
   Result<PgResult> exec(std::string_view type, const char* sql,
                         const std::vector<std::optional<std::string>>& params = {});
+  // exec, for a statement that may run long: waits in slices of a tenth of a second and gives
+  // up, dropping the connection (the server then ends the statement by itself), once `stop` is
+  // set; fails at once if it already is.
+  Result<PgResult> exec_until(std::string_view type, const char* sql,
+                              const std::vector<std::optional<std::string>>& params,
+                              const std::atomic<bool>& stop);
   // Sends COPY ... FROM STDIN (BINARY) and streams `data` (already in the COPY format).
   Status copy_in(std::string_view type, const char* copy_sql, std::string_view data);
 
