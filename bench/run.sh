@@ -15,7 +15,7 @@ BATCH="${BATCH_SIZE:-2000}"
 WRITERS="${DB_WRITERS:-2}"
 STEADY_SECONDS="${STEADY_SECONDS:-60}"
 
-atw_install python3 gnuplot-nox
+atw_install python3 procps gnuplot-nox
 atw_build Release
 atw_start_servers
 cd "$ATW_ROOT"

@@ -50,7 +50,7 @@ if [ "$mode" = test ]; then
   admin_url="$ATW_TEST_DATABASE_URL"
   redis_base="${ATW_TEST_REDIS_URL%/*}"
 else
-  atw_install
+  atw_install python3 procps
   atw_build Release "$BUILD"
   pg_was_up=0 redis_was_up=0
   nc_ok 127.0.0.1 "$ATW_PG_PORT" && pg_was_up=1

@@ -25,8 +25,10 @@ ATW_PACKAGES=(build-essential cmake ninja-build pkg-config git ca-certificates
 # What scripts/test.sh needs besides (atw_install "${ATW_TEST_PACKAGES[@]}"): clang and libFuzzer
 # for the fuzz targets (libclang-rt holds clang's sanitizer and fuzzer runtimes), and
 # llvm-symbolizer for readable sanitizer reports; Prometheus and promtool, and Debian's python3
-# with PyYAML, for the ops tests (tests/ops).
-ATW_TEST_PACKAGES=(clang-14 libclang-rt-14-dev libfuzzer-14-dev llvm-14 prometheus python3-yaml)
+# with PyYAML, for the ops tests (tests/ops); python3 and procps (pgrep, ps) for the cluster
+# run's checks and CPU figures (scripts/cluster.sh).
+ATW_TEST_PACKAGES=(clang-14 libclang-rt-14-dev libfuzzer-14-dev llvm-14 prometheus python3-yaml
+  python3 procps)
 
 atw_install() {
   local missing=()
