@@ -109,17 +109,27 @@ class PrivateNats:
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="atw-ops-nats-")
-        self.port = free_port()
-        self.monitor_port = free_port()
         self.log_path = os.path.join(self.dir, "nats.log")
-        self.proc = subprocess.Popen(
-            [program("nats-server"), "-a", "127.0.0.1", "-p", str(self.port), "-m",
-             str(self.monitor_port), "-js", "-sd", os.path.join(self.dir, "js"), "-l",
-             self.log_path],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not wait_port(self.port):
-            self.close()
-            raise AssertionError("the private nats-server did not start")
+        # A port found free can be taken before the server binds it (or be handed out twice):
+        # another pair of ports, up to three times.
+        for _ in range(3):
+            self.port = free_port()
+            self.monitor_port = free_port()
+            if self.monitor_port == self.port:
+                continue
+            self.proc = subprocess.Popen(
+                [program("nats-server"), "-a", "127.0.0.1", "-p", str(self.port), "-m",
+                 str(self.monitor_port), "-js", "-sd", os.path.join(self.dir, "js"), "-l",
+                 self.log_path],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if wait_port(self.port):
+                return
+            self.proc.kill()
+            self.proc.wait()
+        log = open(self.log_path, errors="replace").read()[-2000:] if os.path.exists(
+            self.log_path) else "(no log)"
+        shutil.rmtree(self.dir, ignore_errors=True)
+        raise AssertionError("the private nats-server did not start:\n" + log)
 
     @property
     def url(self):
