@@ -56,7 +56,7 @@ psql "$BENCH_DB" -qc "TRUNCATE telemetry_history_ceiling"
 
 export INPUT_SUBJECT=bench.telemetry.normalized.v1 OUTPUT_SUBJECT=bench.telemetry.asset.v1 \
   DLQ_SUBJECT=bench.telemetry.dlq NATS_DURABLE=bench-worker HTTP_ADDR=127.0.0.1:19090 \
-  WORKER_ID=bench LOG_LEVEL=warn BATCH_SIZE="$BATCH" DB_WRITERS="$WRITERS"
+  WORKER_ID=bench LOG_LEVEL="${BENCH_LOG_LEVEL:-warn}" BATCH_SIZE="$BATCH" DB_WRITERS="$WRITERS"
 
 proc_stats() {  # cpu seconds and peak RSS (MB) of a pid
   local ticks hz

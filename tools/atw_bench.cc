@@ -253,7 +253,7 @@ int main(int argc, char** argv) {
     Steady::time_point t0{};
     const auto give_up = Steady::now() + seconds(600);
     while (got < count && Steady::now() < give_up) {
-      auto batch = (*src)->fetch(batch_size, milliseconds(50), batch_size);
+      auto batch = (*src)->fetch(batch_size, milliseconds(50), batch_size, {});
       if (!batch.ok()) die(batch.status());
       if (!batch->empty() && got == 0) t0 = Steady::now();
       for (const auto& d : *batch) (void)(*src)->ack(d);

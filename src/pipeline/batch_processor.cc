@@ -207,9 +207,8 @@ void BatchProcessor::write_range(const std::vector<Item*>& owners,
   std::vector<WriteOutcome> written;
   const Status st = with_retries("write", in_hand.size(), [&] {
     auto r = first_answer
-                 ? first_answer()
+                 ? first_answer.take()
                  : d_.sink.write(std::span(results).subspan(begin, end - begin), received_at);
-    first_answer = nullptr;
     if (!r.ok()) return r.status();
     written = std::move(r).value();
     return Status();
@@ -226,8 +225,8 @@ void BatchProcessor::write_range(const std::vector<Item*>& owners,
       return;
     }
     const size_t mid = begin + (end - begin) / 2;
-    write_range(owners, results, outcomes, begin, mid, received_at, nullptr);
-    write_range(owners, results, outcomes, mid, end, received_at, nullptr);
+    write_range(owners, results, outcomes, begin, mid, received_at, {});
+    write_range(owners, results, outcomes, mid, end, received_at, {});
     return;
   }
   for (Item* item : in_hand) fail_retry(*item, st);

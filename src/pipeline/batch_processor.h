@@ -142,6 +142,9 @@ struct BatchProcessor::InFlight {
   Publisher::PendingAcks acks;
   Timestamp fetched_at;
   StageTimer timer;
+
+  // True once finish() would not wait for the database.
+  bool written() const { return !write || write.ready(); }
 };
 
 }  // namespace atw

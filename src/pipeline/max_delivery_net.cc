@@ -23,7 +23,7 @@ std::string message_id_of(std::string_view payload) {
 }  // namespace
 
 size_t MaxDeliveryNet::poll(milliseconds wait) {
-  auto advisories = d_.advisories.fetch(kAdvisoriesPerPoll, wait, 0);
+  auto advisories = d_.advisories.fetch(kAdvisoriesPerPoll, wait, 0, {});
   if (!advisories.ok()) return 0;
   for (const Delivery& advisory : *advisories) {
     switch (handle(advisory)) {

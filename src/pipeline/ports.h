@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <optional>
 #include <span>
 #include <string>
@@ -44,11 +45,14 @@ struct Delivery {
 class MessageSource {
  public:
   virtual ~MessageSource() = default;
-  // Up to `max` messages; returns early with fewer when `wait` has passed since the first one
-  // arrived, or an empty batch when none came within `wait`. Unavailable while disconnected.
-  // Up to `ahead` more are requested for the next fetch, so that the server sends them while
-  // this batch is processed; with 0, no more than `max` messages are ever in this worker's hands.
-  virtual Result<std::vector<Delivery>> fetch(size_t max, milliseconds wait, size_t ahead) = 0;
+  // Up to `max` messages; returns early with fewer when `wait` has passed, or an empty batch
+  // when none came within `wait`. Unavailable while disconnected. Up to `ahead` more are
+  // requested for the next fetch, so that the server sends them while this batch is processed;
+  // with 0, no more than `max` messages are ever in this worker's hands. `other_work`, when
+  // given, is asked while the fetch waits (at least every millisecond): once it says the caller
+  // has something else to do, the fetch returns what it has, even nothing.
+  virtual Result<std::vector<Delivery>> fetch(size_t max, milliseconds wait, size_t ahead,
+                                              const std::function<bool()>& other_work) = 0;
   virtual Status ack(const Delivery& d) = 0;
   virtual Status nak(const Delivery& d, milliseconds delay) = 0;
   virtual Status term(const Delivery& d) = 0;
@@ -155,8 +159,28 @@ struct WriteOutcome {
 // message of the batch has data the database refuses; the caller splits the batch to find it.
 class TelemetrySink {
  public:
-  // The answer to a write_async: call it once to wait for the transaction's outcome.
-  using PendingWrite = std::function<Result<std::vector<WriteOutcome>>()>;
+  using Outcome = Result<std::vector<WriteOutcome>>;
+  // The answer to a write_async: take() it once to wait for the transaction's outcome; ready()
+  // says whether take() would return at once.
+  class PendingWrite {
+   public:
+    PendingWrite() = default;
+    explicit PendingWrite(std::future<Outcome> answer) : answer_(std::move(answer)) {}
+    static PendingWrite done(Outcome outcome) {
+      std::promise<Outcome> p;
+      p.set_value(std::move(outcome));
+      return PendingWrite(p.get_future());
+    }
+    explicit operator bool() const { return answer_.valid(); }
+    bool ready() const {
+      return answer_.valid() &&
+             answer_.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+    }
+    Outcome take() { return answer_.get(); }
+
+   private:
+    std::future<Outcome> answer_;
+  };
 
   virtual ~TelemetrySink() = default;
   virtual Result<std::vector<WriteOutcome>> write(std::span<const MessageResult> messages,
@@ -165,7 +189,7 @@ class TelemetrySink {
   // database connections), so the caller can prepare the next batch meanwhile. `messages` must
   // stay alive until the answer is taken. The default writes at once.
   virtual PendingWrite write_async(std::span<const MessageResult> messages, Timestamp received_at) {
-    return [result = write(messages, received_at)]() mutable { return std::move(result); };
+    return PendingWrite::done(write(messages, received_at));
   }
 };
 

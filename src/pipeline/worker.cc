@@ -68,11 +68,15 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
       buffer_kept_alive = now;
     }
     // The next batch is fetched and started before the pending one is finished: the pending
-    // batch's write runs on its database connection while this fetch waits (at most
-    // fetch_wait) and while the next batch is prepared, and the next batch's write runs while
-    // the pending batch's events are published.
+    // batch's write runs on its database connection while this fetch waits and while the next
+    // batch is prepared, and the next batch's write runs while the pending batch's events are
+    // published. The fetch waits at most fetch_wait, and no longer than the pending write:
+    // finishing that batch (its events, its acks) is worth more than a fuller next batch, and
+    // the messages that arrive meanwhile make the batch after it.
     const bool full = window >= settings_.batch_size;
-    auto batch = source_.fetch(window, settings_.fetch_wait, full ? window : 0);
+    std::function<bool()> pending_written;
+    if (pending) pending_written = [&pending] { return pending->written(); };
+    auto batch = source_.fetch(window, settings_.fetch_wait, full ? window : 0, pending_written);
     if (!batch.ok()) {
       finish_pending();
       if (fetch_ok_.exchange(false)) {
@@ -111,7 +115,7 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
   source_.close_intake();
   const auto deadline = std::chrono::steady_clock::now() + settings_.drain_limit;
   while (!source_.drained() && std::chrono::steady_clock::now() < deadline) {
-    auto batch = source_.fetch(settings_.batch_size, settings_.fetch_wait, 0);
+    auto batch = source_.fetch(settings_.batch_size, settings_.fetch_wait, 0, {});
     if (!batch.ok()) break;
     if (!batch->empty()) processor_.finish(start(std::move(batch).value()));
   }

@@ -36,11 +36,24 @@ TEST(PullSourceSoak, EveryMessageOnceNoOverflowAndWaitsAreHonoured) {
   // 1. Empty stream: a fetch waits for its whole wait (no early return).
   const auto empty_start = std::chrono::steady_clock::now();
   for (int i = 0; i < 10; ++i) {
-    auto batch = src.fetch(50, 100ms, 50);
+    auto batch = src.fetch(50, 100ms, 50, {});
     ASSERT_TRUE(batch.ok());
     EXPECT_TRUE(batch->empty());
   }
   EXPECT_GE(std::chrono::steady_clock::now() - empty_start, 950ms);
+
+  // 1b. A fetch told of other work returns once that says so (checked every millisecond), with
+  // what it has, even nothing; before that it waits as usual.
+  {
+    const auto start = std::chrono::steady_clock::now();
+    auto after_50ms = [&] { return std::chrono::steady_clock::now() - start >= 50ms; };
+    auto batch = src.fetch(50, 5000ms, 50, after_50ms);
+    const auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_TRUE(batch.ok());
+    EXPECT_TRUE(batch->empty());
+    EXPECT_GE(took, 50ms);
+    EXPECT_LT(took, 2000ms) << "the fetch must not wait its whole 5 s";
+  }
 
   // 2. A backlog, plus more published while consuming.
   constexpr int kBacklog = 15000;
@@ -71,7 +84,7 @@ TEST(PullSourceSoak, EveryMessageOnceNoOverflowAndWaitsAreHonoured) {
     }
     const size_t max = std::uniform_int_distribution<size_t>(1, 300)(rng);
     const auto wait = std::chrono::milliseconds(std::uniform_int_distribution<int>(1, 30)(rng));
-    auto batch = src.fetch(max, wait, max);
+    auto batch = src.fetch(max, wait, max, {});
     ASSERT_TRUE(batch.ok()) << batch.status().to_string();
     ++fetches;
     ASSERT_LE(batch->size(), max) << "a fetch returned more than it was asked for";

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <future>
 #include <map>
 #include <optional>
 #include <set>
@@ -104,9 +105,12 @@ class FakeSource final : public MessageSource {
   }
   size_t queued() const { return queue_.size(); }
 
-  Result<std::vector<Delivery>> fetch(size_t max, milliseconds, size_t ahead) override {
+  Result<std::vector<Delivery>> fetch(size_t max, milliseconds, size_t ahead,
+                                      const std::function<bool()>& other_work) override {
     ++fetch_calls;
     fetches.push_back({max, ahead});
+    // "none" when the fetch was given nothing else to watch; else what that said at the time.
+    other_work_answers.push_back(!other_work ? "none" : other_work() ? "true" : "false");
     if (on_fetch) on_fetch();
     if (auto st = fetch_failures.take()) return *st;
     std::vector<Delivery> out;
@@ -163,6 +167,7 @@ class FakeSource final : public MessageSource {
   std::map<std::string, milliseconds> nak_delays;
   std::map<std::string, int> in_progress_count;
   int fetch_calls = 0;
+  std::vector<std::string> other_work_answers;
   int flush_calls = 0;
   bool intake_closed = false;
 
@@ -414,8 +419,23 @@ class FakeSink final : public TelemetrySink {
   int score_updates = 0;
   std::vector<size_t> batch_sizes;  // per write call
 
+  // With hold_writes, a write_async is done (its answer ready) only once release_writes() is
+  // called, as a database still committing would be; without, it is done when it returns.
+  PendingWrite write_async(std::span<const MessageResult> messages,
+                           Timestamp received_at) override {
+    if (!hold_writes) return PendingWrite::done(write(messages, received_at));
+    held_.emplace_back(std::promise<Outcome>(), write(messages, received_at));
+    return PendingWrite(held_.back().first.get_future());
+  }
+  void release_writes() {
+    for (auto& [promise, outcome] : held_) promise.set_value(std::move(outcome));
+    held_.clear();
+  }
+  bool hold_writes = false;
+
  private:
   Journal* journal_;
+  std::deque<std::pair<std::promise<Outcome>, Outcome>> held_;
 };
 
 }  // namespace atw

@@ -97,6 +97,36 @@ TEST_F(WorkerTest, StartsWithOneMessageAndNothingAheadThenDoublesUpToTheBatch) {
   EXPECT_EQ(source.settled_count("ack"), 20u);
 }
 
+// The next batch is fetched while the pending one is being written; that fetch ends as soon
+// as the write is done (the batch's events and acks should not wait for a fuller next batch).
+TEST_F(WorkerTest, AFetchWhileABatchIsPendingEndsOnceItsWriteIsDone) {
+  for (int i = 1; i <= 7; ++i) source.push(message(i));
+  run([&] {
+    if (source.queued() == 0) stop = true;
+  });
+  // Nothing pending at the first fetch; after it, the fake's writes are done at once.
+  ASSERT_GE(source.other_work_answers.size(), 3u);
+  EXPECT_EQ(source.other_work_answers[0], "none");
+  EXPECT_EQ(source.other_work_answers[1], "true");
+  EXPECT_EQ(source.other_work_answers[2], "true");
+  EXPECT_EQ(source.settled_count("ack"), 7u);
+}
+
+TEST_F(WorkerTest, AFetchWhileTheDatabaseIsStillWritingKeepsWaiting) {
+  sink.hold_writes = true;
+  for (int i = 1; i <= 7; ++i) source.push(message(i));
+  // The write completes only after the fetch that follows it has looked.
+  source.on_fetch = [&] { sink.release_writes(); };
+  run([&] {
+    if (source.queued() == 0) stop = true;
+  });
+  ASSERT_GE(source.other_work_answers.size(), 3u);
+  EXPECT_EQ(source.other_work_answers[0], "none");
+  EXPECT_EQ(source.other_work_answers[1], "false");
+  EXPECT_EQ(source.other_work_answers[2], "false");
+  EXPECT_EQ(source.settled_count("ack"), 7u);
+}
+
 TEST_F(WorkerTest, AnIdleWorkerDoesNotWidenItsWindow) {
   Worker wide{source, processor, clock, log, WorkerSettings{8, milliseconds(1), seconds(5)}};
   int cycles = 0;

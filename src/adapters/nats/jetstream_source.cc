@@ -147,7 +147,8 @@ void JetStreamSource::take(natsMsg* msg, std::vector<Delivery>& out) {
   }
 }
 
-Result<std::vector<Delivery>> JetStreamSource::fetch(size_t max, milliseconds wait, size_t ahead) {
+Result<std::vector<Delivery>> JetStreamSource::fetch(size_t max, milliseconds wait, size_t ahead,
+                                                     const std::function<bool()>& other_work) {
   std::vector<Delivery> out;
   if (!nc_.connected()) {
     return Status::unavailable("nats_unavailable", "not connected to NATS");
@@ -173,12 +174,18 @@ Result<std::vector<Delivery>> JetStreamSource::fetch(size_t max, milliseconds wa
         return out;
       }
     }
+    if (other_work && other_work()) break;
     const auto left =
         std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now()).count();
     if (left <= 0) break;
+    // With other work to watch for, the wait is cut into slices of a millisecond.
+    const int64_t slice = other_work ? 1 : std::max<int64_t>(left, 1);
     natsMsg* msg = nullptr;
-    const natsStatus s = natsSubscription_NextMsg(&msg, sub_.get(), std::max<int64_t>(left, 1));
-    if (s == NATS_TIMEOUT) break;
+    const natsStatus s = natsSubscription_NextMsg(&msg, sub_.get(), slice);
+    if (s == NATS_TIMEOUT) {
+      if (other_work) continue;
+      break;
+    }
     if (s != NATS_OK) {
       if (!out.empty()) break;
       return Status::unavailable("nats_unavailable",

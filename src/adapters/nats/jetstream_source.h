@@ -48,7 +48,8 @@ class JetStreamSource final : public MessageSource {
   static Result<std::unique_ptr<JetStreamSource>> create(NatsConnection& nc, PullSettings settings,
                                                          WorkerMetrics& metrics, Logger& log);
 
-  Result<std::vector<Delivery>> fetch(size_t max, milliseconds wait, size_t ahead) override;
+  Result<std::vector<Delivery>> fetch(size_t max, milliseconds wait, size_t ahead,
+                                      const std::function<bool()>& other_work) override;
   Status ack(const Delivery& d) override { return reply(d, "+ACK"); }
   Status nak(const Delivery& d, milliseconds delay) override;
   Status term(const Delivery& d) override { return reply(d, "+TERM"); }

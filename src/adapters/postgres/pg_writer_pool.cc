@@ -59,18 +59,18 @@ TelemetrySink::PendingWrite PgWriterPool::write_async(std::span<const MessageRes
   Lane& lane = *chosen;
   lane.busy.fetch_add(1);
   Job job{messages, received_at, {}};
-  auto future = std::make_shared<std::future<Outcome>>(job.done.get_future());
+  PendingWrite answer(job.done.get_future());
   {
     std::lock_guard lock(lane.mu);
     lane.jobs.push_back(std::move(job));
   }
   lane.cv.notify_one();
-  return [future]() { return future->get(); };
+  return answer;
 }
 
 Result<std::vector<WriteOutcome>> PgWriterPool::write(std::span<const MessageResult> messages,
                                                       Timestamp received_at) {
-  return write_async(messages, received_at)();
+  return write_async(messages, received_at).take();
 }
 
 bool PgWriterPool::connected() const {

@@ -38,7 +38,6 @@ class PgWriterPool final : public TelemetrySink {
   bool connected() const;
 
  private:
-  using Outcome = Result<std::vector<WriteOutcome>>;
   struct Job {
     std::span<const MessageResult> messages;
     Timestamp received_at;
