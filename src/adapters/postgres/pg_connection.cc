@@ -54,6 +54,12 @@ Status PgConnection::ensure() {
   return Status();
 }
 
+Status PgConnection::failure(const PGresult* result, std::string_view type) {
+  const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  last_sqlstate_ = state ? state : "";
+  return pg_error_status(result, conn_.get(), type);
+}
+
 Result<PgResult> PgConnection::exec(std::string_view type, const char* sql,
                                     const std::vector<std::optional<std::string>>& params) {
   if (Status st = ensure(); !st.ok()) return st;
@@ -64,7 +70,7 @@ Result<PgResult> PgConnection::exec(std::string_view type, const char* sql,
                           nullptr, nullptr, 0));
   const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return r;
-  Status st = pg_error_status(r.get(), conn_.get(), type);
+  Status st = failure(r.get(), type);
   if (st.unavailable()) conn_.reset();
   return st;
 }
@@ -106,7 +112,7 @@ Result<PgResult> PgConnection::exec_until(std::string_view type, const char* sql
   }
   const auto status = first ? PQresultStatus(first.get()) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return first;
-  Status st = pg_error_status(first.get(), conn_.get(), type);
+  Status st = failure(first.get(), type);
   if (st.unavailable()) conn_.reset();
   return st;
 }
@@ -115,7 +121,7 @@ Status PgConnection::copy_in(std::string_view type, const char* copy_sql, std::s
   if (Status st = ensure(); !st.ok()) return st;
   PgResult r(PQexec(conn_.get(), copy_sql));
   if (!r || PQresultStatus(r.get()) != PGRES_COPY_IN) {
-    Status st = pg_error_status(r.get(), conn_.get(), type);
+    Status st = failure(r.get(), type);
     if (st.unavailable()) conn_.reset();
     return st;
   }
@@ -137,7 +143,7 @@ Status PgConnection::copy_in(std::string_view type, const char* copy_sql, std::s
   PgResult end(PQgetResult(conn_.get()));
   Status st;
   if (!end || PQresultStatus(end.get()) != PGRES_COMMAND_OK) {
-    st = pg_error_status(end.get(), conn_.get(), type);
+    st = failure(end.get(), type);
   }
   // Drain to the end of the command so the connection is ready for the next one.
   while (PGresult* extra = PQgetResult(conn_.get())) PQclear(extra);

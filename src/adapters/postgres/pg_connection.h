@@ -56,13 +56,20 @@ class PgConnection {
   // Sends COPY ... FROM STDIN (BINARY) and streams `data` (already in the COPY format).
   Status copy_in(std::string_view type, const char* copy_sql, std::string_view data);
 
+  // The SQLSTATE of the last statement the server refused ("23505"), empty if it gave none.
+  const std::string& last_sqlstate() const { return last_sqlstate_; }
+
   PGconn* raw() { return conn_.get(); }
 
  private:
+  // pg_error_status of a failed result, remembering its SQLSTATE.
+  Status failure(const PGresult* result, std::string_view type);
+
   std::string url_;
   int statement_timeout_ms_;
   std::unique_ptr<PGconn, PgConnDeleter> conn_;
   uint64_t generation_ = 0;
+  std::string last_sqlstate_;
 };
 
 // `{"a","b\"c"}`: a text[] literal for a parameter.

@@ -42,15 +42,18 @@ void put_timestamptz(std::string& out, Timestamp t) {
   put_u32(out, 8);
   put_u64(out, static_cast<uint64_t>(t.micros - kPgEpochMicros));
 }
+void append_copy_header(std::string& out) {
+  static constexpr char kSignature[] = "PGCOPY\n\377\r\n\0";
+  out.append(kSignature, sizeof(kSignature) - 1);
+  put_u32(out, 0);  // flags
+  put_u32(out, 0);  // header extension length
+}
 
 }  // namespace
 
 void encode_history_copy(std::span<const MessageResult> messages, const std::vector<bool>& include,
                          Timestamp received_at, std::string& out) {
-  static constexpr char kSignature[] = "PGCOPY\n\377\r\n\0";
-  out.append(kSignature, sizeof(kSignature) - 1);
-  put_u32(out, 0);  // flags
-  put_u32(out, 0);  // header extension length
+  append_copy_header(out);
   for (size_t i = 0; i < messages.size(); ++i) {
     if (!include[i]) continue;
     const MessageResult& m = messages[i];
@@ -66,6 +69,33 @@ void encode_history_copy(std::span<const MessageResult> messages, const std::vec
         put_text(out, m.device_id);
         put_text(out, "good");
       }
+    }
+  }
+  put_u16(out, 0xFFFF);  // trailer
+}
+
+void encode_processed_copy(std::span<const MessageResult> messages,
+                           const std::vector<bool>& include,
+                           const std::vector<std::string>& previous_scores, Timestamp received_at,
+                           std::string_view processed_by, std::string& out) {
+  append_copy_header(out);
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (!include[i]) continue;
+    const MessageResult& m = messages[i];
+    put_u16(out, 7);
+    put_text(out, m.message_id);
+    put_text(out, m.organization_id);
+    put_text(out, m.device_id);
+    put_timestamptz(out, m.timestamp);
+    put_timestamptz(out, received_at);
+    // jsonb's binary form: a version byte, then the text.
+    put_u32(out, static_cast<uint32_t>(previous_scores[i].size() + 1));
+    out.push_back('\1');
+    out.append(previous_scores[i]);
+    if (processed_by.empty()) {
+      put_u32(out, 0xFFFFFFFF);  // NULL
+    } else {
+      put_text(out, processed_by);
     }
   }
   put_u16(out, 0xFFFF);  // trailer
@@ -206,37 +236,22 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
       o.previous_scores.push_back(recorded_score(recorded, a.asset_id));
   }
 
-  // 4. Mark the new messages written. A message some other transaction wrote first conflicts
-  // here (waiting for that transaction if it is still open): the caller redoes the batch.
-  std::vector<std::string_view> new_ids, orgs, devices, prevs;
-  std::string stamps = "{";
-  for (size_t i = 0; i < messages.size(); ++i) {
-    if (!fresh[i]) continue;
-    if (!new_ids.empty()) stamps.push_back(',');
-    new_ids.push_back(messages[i].message_id);
-    orgs.push_back(messages[i].organization_id);
-    devices.push_back(messages[i].device_id);
-    prevs.push_back(prev_json[i]);
-    stamps += std::to_string(messages[i].timestamp.micros);
-  }
-  stamps.push_back('}');
-  if (new_ids.empty()) return Status();
-  auto ins = db_.exec(
-      "db_write_failed",
-      "INSERT INTO processed_messages (message_id, organization_id, device_id, \"timestamp\","
-      " processed_at, previous_scores, processed_by)"
-      " SELECT id, org, dev, timestamptz 'epoch' + micros * interval '1 microsecond',"
-      " timestamptz 'epoch' + $5::int8 * interval '1 microsecond',"
-      " prev, NULLIF($7, '') FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], "
-      "$6::jsonb[])"
-      " AS v(id, org, dev, micros, prev)"
-      " ON CONFLICT (message_id) DO NOTHING",
-      {pg_text_array(new_ids), pg_text_array(orgs), pg_text_array(devices), stamps,
-       std::to_string(received_at.micros), pg_text_array(prevs), worker_id_});
-  if (!ins.ok()) return ins.status();
-  const long inserted = std::strtol(PQcmdTuples(ins->get()), nullptr, 10);
-  if (inserted != static_cast<long>(new_ids.size())) {
-    return Status::retryable("written_before", "some messages of the batch were written before");
+  // 4. Mark the new messages written, one binary COPY. A message some other transaction wrote
+  // first is a unique violation here (after waiting for that transaction if it is still open):
+  // the caller redoes the batch knowing which ones were written.
+  if (std::none_of(fresh.begin(), fresh.end(), [](bool f) { return f; })) return Status();
+  copy_buffer_.clear();
+  encode_processed_copy(messages, fresh, prev_json, received_at, worker_id_, copy_buffer_);
+  if (Status st = db_.copy_in("db_write_failed",
+                              "COPY processed_messages (message_id, organization_id, device_id,"
+                              " \"timestamp\", processed_at, previous_scores, processed_by)"
+                              " FROM STDIN (FORMAT binary)",
+                              copy_buffer_);
+      !st.ok()) {
+    if (db_.last_sqlstate() == "23505") {
+      return Status::retryable("written_before", "some messages of the batch were written before");
+    }
+    return st;
   }
 
   // 5. Each changed asset once, with its newest score.

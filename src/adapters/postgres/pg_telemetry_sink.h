@@ -3,12 +3,13 @@
 //   1. every history row of the batch in one binary COPY (repeats within the batch left out);
 //   2. the batch's assets locked in id order (replicas never deadlock) and their scores read;
 //   3. previous scores computed in delivery order (ScoreLedger);
-//   4. one processed_messages row per message, ON CONFLICT DO NOTHING: if any message was
-//      written before (a redelivery, or a replica racing on it), the transaction is rolled back
-//      and redone knowing which ones, so they write nothing and their events carry the
-//      previous scores recorded the first time;
+//   4. one processed_messages row per message, in a second binary COPY: if any message was
+//      written before (a redelivery, or a replica racing on it), its primary key refuses the
+//      COPY, and the transaction is rolled back and redone knowing which ones, so they write
+//      nothing and their events carry the previous scores recorded the first time;
 //   5. each changed asset's score updated once, to its newest value.
-// Redeliveries are rare, so the common batch costs four statements and no duplicate lookup.
+// Redeliveries are rare, so the common batch costs four statements and no duplicate lookup;
+// both COPYs write their rows a page at a time (no per-row conflict check, no per-row WAL).
 // Not thread-safe: one per connection (PgWriterPool runs several).
 
 #include <optional>
@@ -44,5 +45,11 @@ class PgTelemetrySink final : public TelemetrySink {
 // (header and trailer included). Exposed for the benchmark's ceiling measurement.
 void encode_history_copy(std::span<const MessageResult> messages, const std::vector<bool>& include,
                          Timestamp received_at, std::string& out);
+// Appends one processed_messages row per included message (`previous_scores[i]` is its
+// {"assetId": score|null} JSON; an empty `processed_by` is NULL), in the binary COPY format.
+void encode_processed_copy(std::span<const MessageResult> messages,
+                           const std::vector<bool>& include,
+                           const std::vector<std::string>& previous_scores, Timestamp received_at,
+                           std::string_view processed_by, std::string& out);
 
 }  // namespace atw
