@@ -102,10 +102,10 @@ with open(f"{prefix}.md", "w") as f:
     f.write(f"\n![throughput and latency]({prefix.split('/')[-1]}.png)\n")
 
 plot = f"""
-set terminal pngcairo size 1200,500
+set terminal pngcairo size 1800,500
 set output '{prefix}.png'
 set datafile separator ','
-set multiplot layout 1,2
+set multiplot layout 1,3
 set title 'drain: acked messages/s'
 set xlabel 'seconds'
 set ylabel 'messages/s'
@@ -113,6 +113,11 @@ plot '{prefix}-drain.csv' using 1:3 every ::1 with lines title 'rate'
 set title 'steady {rate}/s: end-to-end latency'
 set ylabel 'ms'
 plot '{prefix}-steady.csv' using 1:3 every ::1 with lines title 'p50', '' using 1:4 every ::1 with lines title 'p99'
+set title 'steady {rate}/s: CPU by process (2 cores), time stalled on I/O'
+set ylabel 'cores; share of time'
+set yrange [0:2]
+set key autotitle columnhead
+plot for [c=2:8] '{prefix}-cpu-steady.csv' using 1:c with lines
 unset multiplot
 """
 try:

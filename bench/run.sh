@@ -5,7 +5,8 @@
 #      rows into an identical table);
 #   3. one worker drains the backlog: rate, CPU seconds, peak RSS;
 #   4. a steady offered load (5,000 msg/s for 60 s): processing and end-to-end latency;
-#   5. one table on stdout, and reports/bench-<time>.{md,png} (git-ignored).
+#   5. one table on stdout, and reports/bench-<time>.{md,png} (git-ignored), the PNG with the
+#      CPU of each process over the steady phase (bench/cpu_sampler.py) beside its latency.
 # Durability is production's: fsync and synchronous_commit on, JetStream file storage.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/servers.sh"
@@ -94,10 +95,13 @@ for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:19090/readyz >/dev/null 2>&
 curl -fsS http://127.0.0.1:19090/metrics >"$out-metrics-before.txt"
 read -r nats0 pg0 < <(server_cpu)
 wcpu0=$(proc_stats "$worker" | cut -d' ' -f1)
+python3 bench/cpu_sampler.py "$out-cpu-steady.csv" "$worker" &
+sampler=$!
 build/atw-bench --run "s$stamp" steady --subject bench.telemetry.normalized.v1 \
   --events-subject bench.telemetry.asset.v1 --rate "$RATE" --seconds "$STEADY_SECONDS" \
   --csv "$out-steady.csv" | tee "$out-steady.json"
 curl -fsS http://127.0.0.1:19090/metrics >"$out-metrics-after.txt"
+kill -TERM "$sampler"; wait "$sampler" || true
 read -r cpu2 rss2 < <(proc_stats "$worker")
 read -r nats1 pg1 < <(server_cpu)
 echo "{\"cpu_seconds\":$(awk -v a="$wcpu0" -v b="$cpu2" 'BEGIN {printf "%.2f", b - a}'),\"peak_rss_mb\":$rss2,\"nats_cpu_seconds\":$(awk -v a="$nats0" -v b="$nats1" 'BEGIN {printf "%.2f", b - a}'),\"postgres_cpu_seconds\":$(awk -v a="$pg0" -v b="$pg1" 'BEGIN {printf "%.2f", b - a}')}" | tee "$out-steady-proc.json"
