@@ -49,8 +49,9 @@ class MessageSource {
   // when none came within `wait`. Unavailable while disconnected. Up to `ahead` more are
   // requested for the next fetch, so that the server sends them while this batch is processed;
   // with 0, no more than `max` messages are ever in this worker's hands. `other_work`, when
-  // given, is asked while the fetch waits (at least every millisecond): once it says the caller
-  // has something else to do, the fetch returns what it has, even nothing.
+  // given, is asked whenever the fetch would wait (at least every millisecond): once it says
+  // the caller has something else to do, the fetch waits no more and returns what has already
+  // arrived, even nothing.
   virtual Result<std::vector<Delivery>> fetch(size_t max, milliseconds wait, size_t ahead,
                                               const std::function<bool()>& other_work) = 0;
   virtual Status ack(const Delivery& d) = 0;

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <random>
 #include <set>
 #include <thread>
@@ -84,7 +85,11 @@ TEST(PullSourceSoak, EveryMessageOnceNoOverflowAndWaitsAreHonoured) {
     }
     const size_t max = std::uniform_int_distribution<size_t>(1, 300)(rng);
     const auto wait = std::chrono::milliseconds(std::uniform_int_distribution<int>(1, 30)(rng));
-    auto batch = src.fetch(max, wait, max, {});
+    // One fetch in three has other work waiting from the start: it takes what has arrived and
+    // does not wait for more.
+    std::function<bool()> other_work;
+    if (fetches % 3 == 1) other_work = [] { return true; };
+    auto batch = src.fetch(max, wait, max, other_work);
     ASSERT_TRUE(batch.ok()) << batch.status().to_string();
     ++fetches;
     ASSERT_LE(batch->size(), max) << "a fetch returned more than it was asked for";
@@ -122,6 +127,43 @@ TEST(PullSourceSoak, EveryMessageOnceNoOverflowAndWaitsAreHonoured) {
   EXPECT_EQ(info.value("num_ack_pending", -1), 0);
   EXPECT_EQ(info.value("num_pending", -1), 0);
   EXPECT_EQ(info.value("num_redelivered", -1), 0);
+}
+
+// The worker fetches the next batch while the previous one is written, and stops waiting once
+// that write is done: messages that have already arrived must still be taken then, or the next
+// batch would start empty and late.
+TEST(PullSourceSoak, OtherWorkStopsTheWaitingNotTheTaking) {
+  Scenario s;
+  Logger log(LogLevel::kError);
+  WorkerMetrics metrics;
+  ASSERT_TRUE(ensure_consumer(s.nats(),
+                              {s.input_stream(), s.durable(), s.input_subject(), 3,
+                               std::chrono::seconds(30), 20000},
+                              log)
+                  .ok());
+  auto source = JetStreamSource::create(
+      s.nats(), {s.input_stream(), s.durable(), 3, 1000ms, 2000ms}, metrics, log);
+  ASSERT_TRUE(source.ok()) << source.status().to_string();
+  JetStreamSource& src = **source;
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 200; ++i) payloads.push_back("{\"n\":" + std::to_string(i) + "}");
+  s.publish(payloads);
+
+  // The first fetch asks for 50 and 50 more ahead; the 50 ahead arrive while "processing".
+  auto first = src.fetch(50, 2000ms, 50, {});
+  ASSERT_TRUE(first.ok()) << first.status().to_string();
+  ASSERT_EQ(first->size(), 50u);
+  std::this_thread::sleep_for(500ms);
+  const auto start = std::chrono::steady_clock::now();
+  auto second = src.fetch(50, 2000ms, 50, [] { return true; });
+  ASSERT_TRUE(second.ok()) << second.status().to_string();
+  EXPECT_EQ(second->size(), 50u) << "messages already here are taken despite other work";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1000ms) << "and nothing is waited for";
+  for (const auto* batch : {&*first, &*second}) {
+    for (const auto& d : *batch) ASSERT_TRUE(src.ack(d).ok());
+  }
+  EXPECT_EQ(first->back().stream_sequence + 1, second->front().stream_sequence);
+  ASSERT_TRUE(src.flush().ok());
 }
 
 }  // namespace

@@ -68,9 +68,7 @@ Result<std::unique_ptr<JetStreamSource>> JetStreamSource::create(NatsConnection&
 }
 
 bool JetStreamSource::drained() const {
-  if (intake_open_ || !requests_.empty() || !held_.empty()) return false;
-  uint64_t queued = 0;
-  return natsSubscription_QueuedMsgs(sub_.get(), &queued) != NATS_OK || queued == 0;
+  return !intake_open_ && requests_.empty() && held_.empty() && queued() == 0;
 }
 
 size_t JetStreamSource::outstanding() const {
@@ -174,7 +172,8 @@ Result<std::vector<Delivery>> JetStreamSource::fetch(size_t max, milliseconds wa
         return out;
       }
     }
-    if (other_work && other_work()) break;
+    // Other work ends the waiting, not the taking: what has already arrived is taken first.
+    if (other_work && queued() == 0 && other_work()) break;
     const auto left =
         std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now()).count();
     if (left <= 0) break;
@@ -197,11 +196,15 @@ Result<std::vector<Delivery>> JetStreamSource::fetch(size_t max, milliseconds wa
   return out;
 }
 
+uint64_t JetStreamSource::queued() const {
+  uint64_t n = 0;
+  return natsSubscription_QueuedMsgs(sub_.get(), &n) == NATS_OK ? n : 0;
+}
+
 void JetStreamSource::keep_buffered_alive() {
-  uint64_t queued = 0;
-  if (natsSubscription_QueuedMsgs(sub_.get(), &queued) == NATS_OK) {
+  if (uint64_t waiting = queued(); waiting > 0) {
     std::vector<Delivery> taken;
-    for (; queued > 0; --queued) {
+    for (; waiting > 0; --waiting) {
       natsMsg* msg = nullptr;
       if (natsSubscription_NextMsg(&msg, sub_.get(), 1) != NATS_OK) break;
       take(msg, taken);

@@ -73,6 +73,8 @@ class JetStreamSource final : public MessageSource {
   JetStreamSource(NatsConnection& nc, PullSettings settings, WorkerMetrics& metrics, Logger& log)
       : nc_(nc), settings_(std::move(settings)), metrics_(metrics), log_(log) {}
 
+  // Messages (and status replies) the subscription holds that no fetch has taken yet.
+  uint64_t queued() const;
   Status request_more(size_t want);
   void expire_requests();
   // Handles one message from the inbox; appends a delivery to `out` when it is one.
