@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <memory>
 #include <random>
 #include <set>
 #include <thread>
@@ -20,19 +21,29 @@ namespace {
 
 using namespace std::chrono_literals;
 
-TEST(PullSourceSoak, EveryMessageOnceNoOverflowAndWaitsAreHonoured) {
+// The scenario's durable consumer, and a pull source on it (requests live 1 s, then 2 s of grace).
+class PullSourceSoak : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(ensure_consumer(s.nats(),
+                                {s.input_stream(), s.durable(), s.input_subject(), 3,
+                                 std::chrono::seconds(30), 20000},
+                                log)
+                    .ok());
+    auto created = JetStreamSource::create(
+        s.nats(), PullSettings{s.input_stream(), s.durable(), 3, 1000ms, 2000ms}, metrics, log);
+    ASSERT_TRUE(created.ok()) << created.status().to_string();
+    source = std::move(created).value();
+  }
+
   Scenario s;
-  Logger log(LogLevel::kError);
+  Logger log{LogLevel::kError};
   WorkerMetrics metrics;
-  ASSERT_TRUE(ensure_consumer(s.nats(),
-                              {s.input_stream(), s.durable(), s.input_subject(), 3,
-                               std::chrono::seconds(30), 20000},
-                              log)
-                  .ok());
-  PullSettings pull{s.input_stream(), s.durable(), 3, 1000ms, 2000ms};
-  auto source = JetStreamSource::create(s.nats(), pull, metrics, log);
-  ASSERT_TRUE(source.ok()) << source.status().to_string();
-  JetStreamSource& src = **source;
+  std::unique_ptr<JetStreamSource> source;
+};
+
+TEST_F(PullSourceSoak, EveryMessageOnceNoOverflowAndWaitsAreHonoured) {
+  JetStreamSource& src = *source;
 
   // 1. Empty stream: a fetch waits for its whole wait (no early return).
   const auto empty_start = std::chrono::steady_clock::now();
@@ -132,19 +143,8 @@ TEST(PullSourceSoak, EveryMessageOnceNoOverflowAndWaitsAreHonoured) {
 // The worker fetches the next batch while the previous one is written, and stops waiting once
 // that write is done: messages that have already arrived must still be taken then, or the next
 // batch would start empty and late.
-TEST(PullSourceSoak, OtherWorkStopsTheWaitingNotTheTaking) {
-  Scenario s;
-  Logger log(LogLevel::kError);
-  WorkerMetrics metrics;
-  ASSERT_TRUE(ensure_consumer(s.nats(),
-                              {s.input_stream(), s.durable(), s.input_subject(), 3,
-                               std::chrono::seconds(30), 20000},
-                              log)
-                  .ok());
-  auto source = JetStreamSource::create(
-      s.nats(), {s.input_stream(), s.durable(), 3, 1000ms, 2000ms}, metrics, log);
-  ASSERT_TRUE(source.ok()) << source.status().to_string();
-  JetStreamSource& src = **source;
+TEST_F(PullSourceSoak, OtherWorkStopsTheWaitingNotTheTaking) {
+  JetStreamSource& src = *source;
   std::vector<std::string> payloads;
   for (int i = 0; i < 200; ++i) payloads.push_back("{\"n\":" + std::to_string(i) + "}");
   s.publish(payloads);
