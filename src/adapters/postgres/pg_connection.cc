@@ -25,6 +25,18 @@ Status pg_error_status(const PGresult* result, PGconn* conn, std::string_view ty
   return Status::retryable(t, message);
 }
 
+namespace {
+
+// libpq's view of text parameters: one C string each, nullptr for SQL NULL.
+std::vector<const char*> param_values(const std::vector<std::optional<std::string>>& params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  return values;
+}
+
+}  // namespace
+
 PgConnection::PgConnection(std::string url, int statement_timeout_ms)
     : url_(std::move(url)), statement_timeout_ms_(statement_timeout_ms) {}
 
@@ -63,9 +75,7 @@ Status PgConnection::failure(const PGresult* result, std::string_view type) {
 Result<PgResult> PgConnection::exec(std::string_view type, const char* sql,
                                     const std::vector<std::optional<std::string>>& params) {
   if (Status st = ensure(); !st.ok()) return st;
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  const std::vector<const char*> values = param_values(params);
   PgResult r(PQexecParams(conn_.get(), sql, static_cast<int>(values.size()), nullptr, values.data(),
                           nullptr, nullptr, 0));
   const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
@@ -81,9 +91,7 @@ Result<PgResult> PgConnection::exec_until(std::string_view type, const char* sql
   const Status stopped = Status::unavailable(std::string(type), "stopped");
   if (stop.load()) return stopped;
   if (Status st = ensure(); !st.ok()) return st;
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  const std::vector<const char*> values = param_values(params);
   if (!PQsendQueryParams(conn_.get(), sql, static_cast<int>(values.size()), nullptr, values.data(),
                          nullptr, nullptr, 0)) {
     Status st = pg_error_status(nullptr, conn_.get(), type);

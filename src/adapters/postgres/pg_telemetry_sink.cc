@@ -15,6 +15,16 @@ namespace atw {
 
 namespace {
 
+// The COPY statements, their columns in the order encode_history_copy and
+// encode_processed_copy write them.
+constexpr const char* kHistoryCopy =
+    "COPY telemetry_history (entity_id, entity_type, metric_key, value, \"timestamp\","
+    " received_at, source_device_id, quality) FROM STDIN (FORMAT binary)";
+constexpr const char* kProcessedCopy =
+    "COPY processed_messages (message_id, organization_id, device_id, \"timestamp\","
+    " processed_at, previous_scores, processed_by) FROM STDIN (FORMAT binary)";
+constexpr std::string_view kUniqueViolation = "23505";  // SQLSTATE
+
 // PostgreSQL's binary timestamps count microseconds from 2000-01-01T00:00:00Z.
 constexpr int64_t kPgEpochMicros = 946'684'800LL * 1'000'000;
 
@@ -174,12 +184,7 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
   // lock another transaction could want: two lanes copy at the same time.
   copy_buffer_.clear();
   encode_history_copy(messages, fresh, received_at, copy_buffer_);
-  if (Status st = db_.copy_in("db_write_failed",
-                              "COPY telemetry_history (entity_id, entity_type, metric_key, value,"
-                              " \"timestamp\", received_at, source_device_id, quality)"
-                              " FROM STDIN (FORMAT binary)",
-                              copy_buffer_);
-      !st.ok()) {
+  if (Status st = db_.copy_in("db_write_failed", kHistoryCopy, copy_buffer_); !st.ok()) {
     return st;
   }
 
@@ -242,13 +247,8 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
   if (std::none_of(fresh.begin(), fresh.end(), [](bool f) { return f; })) return Status();
   copy_buffer_.clear();
   encode_processed_copy(messages, fresh, prev_json, received_at, worker_id_, copy_buffer_);
-  if (Status st = db_.copy_in("db_write_failed",
-                              "COPY processed_messages (message_id, organization_id, device_id,"
-                              " \"timestamp\", processed_at, previous_scores, processed_by)"
-                              " FROM STDIN (FORMAT binary)",
-                              copy_buffer_);
-      !st.ok()) {
-    if (db_.last_sqlstate() == "23505") {
+  if (Status st = db_.copy_in("db_write_failed", kProcessedCopy, copy_buffer_); !st.ok()) {
+    if (db_.last_sqlstate() == kUniqueViolation) {
       return Status::retryable("written_before", "some messages of the batch were written before");
     }
     return st;
