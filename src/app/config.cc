@@ -41,7 +41,9 @@ void register_options(CLI::App& app, Config& c) {
       "Seconds before an unacked delivery is redelivered");
   add("--max-ack-pending", c.max_ack_pending, "MAX_ACK_PENDING",
       "Consumer-wide limit of messages in flight (all replicas)");
-  add("--batch-size", c.batch_size, "BATCH_SIZE", "Messages per batch");
+  add("--batch-size", c.batch_size, "BATCH_SIZE", "Messages per batch while draining a backlog");
+  add("--live-batch-size", c.live_batch_size, "LIVE_BATCH_SIZE",
+      "Messages per batch while the worker keeps up (at most --batch-size)");
   add("--fetch-wait-ms", c.fetch_wait_ms, "FETCH_WAIT_MS",
       "Longest wait for a batch to fill before processing what came");
   add("--db-writers", c.db_writers, "DB_WRITERS",
@@ -75,6 +77,9 @@ void register_options(CLI::App& app, Config& c) {
 Status finalize(Config& c) {
   auto bad = [](const std::string& what) { return Status::permanent("invalid_config", what); };
   if (c.batch_size < 1 || c.batch_size > 10000) return bad("--batch-size must be 1..10000");
+  if (c.live_batch_size < 1 || c.live_batch_size > 10000) {
+    return bad("--live-batch-size must be 1..10000");
+  }
   if (c.fetch_wait_ms < 1 || c.fetch_wait_ms > 60000)
     return bad("--fetch-wait-ms must be 1..60000");
   if (c.db_writers < 1 || c.db_writers > 16) return bad("--db-writers must be 1..16");

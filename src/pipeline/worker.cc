@@ -55,7 +55,8 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
     return processor_.start(std::move(batch), fetched_at);
   };
 
-  size_t window = 1;  // see the header: slow start, shrunk by redeliveries
+  size_t window = 1;     // see the header: slow start, shrunk by redeliveries
+  bool backlog = false;  // a full batch or more waited behind the last batch fetched
   Timestamp buffer_kept_alive = clock_.now();
   while (!stop.load()) {
     if (on_cycle) on_cycle();
@@ -73,10 +74,13 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
     // published. The fetch waits at most fetch_wait, and no longer than the pending write:
     // finishing that batch (its events, its acks) is worth more than a fuller next batch, and
     // the messages that arrive meanwhile make the batch after it.
-    const bool full = window >= settings_.batch_size;
+    const size_t widest =
+        backlog ? settings_.batch_size : std::min(settings_.batch_size, settings_.live_batch_size);
+    const size_t want = std::min(window, widest);
     std::function<bool()> pending_written;
     if (pending) pending_written = [&pending] { return pending->written(); };
-    auto batch = source_.fetch(window, settings_.fetch_wait, full ? window : 0, pending_written);
+    auto batch =
+        source_.fetch(want, settings_.fetch_wait, window >= widest ? want : 0, pending_written);
     if (!batch.ok()) {
       finish_pending();
       if (fetch_ok_.exchange(false)) {
@@ -100,10 +104,12 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
     if (batch->empty()) {
       // No growth on an empty fetch: an idle worker must not be at its widest when the
       // redeliveries of a crashed one come due.
+      backlog = false;
       finish_pending();
       continue;
     }
     window = std::min(settings_.batch_size, window * 2);
+    backlog = batch->back().stream_pending >= settings_.batch_size;
     auto next = start(std::move(batch).value());
     finish_pending();
     pending = std::move(next);

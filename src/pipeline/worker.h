@@ -10,6 +10,12 @@
 // deliveries; a redelivered message sets the window back to one and is processed alone. A
 // message that crashes every delivery then reaches its last delivery alone, and only it goes
 // to the DLQ (through the MAX_DELIVERIES advisory).
+//
+// How big a batch may be depends on what waits behind it. While the stream holds at least a
+// full batch more (a backlog: the count comes with every delivery), batches of batch_size drain
+// it fastest. While the worker keeps up, a batch takes at most live_batch_size: after a stall
+// of a server the messages that queued meanwhile then go through in several short batches,
+// each acked as soon as it is done, instead of one long one that holds them all.
 
 #include <atomic>
 #include <functional>
@@ -21,13 +27,14 @@
 namespace atw {
 
 struct WorkerSettings {
-  size_t batch_size = 2000;
+  size_t batch_size = 2000;         // the largest batch, while there is a backlog
   milliseconds fetch_wait{20};      // how long a fetch waits for a batch to fill
   milliseconds drain_limit{10000};  // at shutdown, the longest wait for requested messages
   // InProgress interval (a third of AckWait) for messages in hand that wait their turn: those
   // of a batch in process_isolated, and those the server sent ahead that wait in the source's
   // buffer. One at a time, they can take longer than AckWait to get through.
   milliseconds keepalive{10000};
+  size_t live_batch_size = 250;  // the largest batch while the worker keeps up (see above)
 };
 
 class Worker {

@@ -97,6 +97,27 @@ TEST_F(WorkerTest, StartsWithOneMessageAndNothingAheadThenDoublesUpToTheBatch) {
   EXPECT_EQ(source.settled_count("ack"), 20u);
 }
 
+// Full batches only while a backlog waits behind them (the count comes with each delivery);
+// a worker that keeps up takes short batches, so a burst after a stall is acked piece by piece.
+TEST_F(WorkerTest, BatchesAreFullOnlyWhileABacklogWaitsBehindThem) {
+  WorkerSettings settings{8, milliseconds(1), seconds(5)};
+  settings.live_batch_size = 2;
+  Worker live{source, processor, clock, log, settings};
+  for (int i = 1; i <= 30; ++i) source.push(message(i)).stream_pending = 30 - i;
+  live.run(
+      stop, [](milliseconds) {},
+      [&] {
+        if (source.queued() == 0) stop = true;
+      });
+  // Slow start over the backlog up to the batch size, then short batches once fewer than a
+  // batch size waited behind the last one (message 23: 7 left).
+  EXPECT_EQ(sink.batch_sizes, (std::vector<size_t>{1, 2, 4, 8, 8, 2, 2, 2, 1}));
+  ASSERT_GE(source.fetches.size(), 6u);
+  EXPECT_EQ(source.fetches[3], (std::pair<size_t, size_t>{8, 8}));
+  EXPECT_EQ(source.fetches[5], (std::pair<size_t, size_t>{2, 2}));
+  EXPECT_EQ(source.settled_count("ack"), 30u);
+}
+
 // The next batch is fetched while the pending one is being written; that fetch ends as soon
 // as the write is done (the batch's events and acks should not wait for a fuller next batch).
 TEST_F(WorkerTest, AFetchWhileABatchIsPendingEndsOnceItsWriteIsDone) {
