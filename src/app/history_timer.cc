@@ -3,10 +3,11 @@
 namespace atw {
 
 HistoryTimer::HistoryTimer(std::string database_url, HistorySettings settings,
-                           std::chrono::seconds interval, Logger& log)
+                           std::chrono::seconds interval, WorkerMetrics& metrics, Logger& log)
     : maintenance_(std::move(database_url), settings),
       settings_(settings),
       interval_(interval),
+      metrics_(metrics),
       log_(log),
       thread_([this] { loop(); }) {}
 
@@ -30,6 +31,7 @@ void HistoryTimer::loop() {
     lock.unlock();
     auto actions = maintenance_.run();
     if (actions.ok()) {
+      metrics_.add_history_maintenance(true);
       for (const HistoryAction& a : *actions) {
         log_.info("history maintenance", {{"action", a.action},
                                           {"relation", a.relation},
@@ -42,6 +44,7 @@ void HistoryTimer::loop() {
       const bool stopping = stopping_;
       lock.unlock();
       if (!stopping) {
+        metrics_.add_history_maintenance(false);
         log_.warn("history maintenance failed; retrying at the next interval",
                   {{"error", actions.status().message()},
                    {"retryInSeconds", static_cast<int64_t>(interval_.count())}});

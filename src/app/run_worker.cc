@@ -153,7 +153,7 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
   if (c.maintain_interval_s > 0) {
     history_timer = std::make_unique<HistoryTimer>(
         c.database_url, HistorySettings{c.partitions_ahead_days, c.history_retention_days},
-        seconds(c.maintain_interval_s), log);
+        seconds(c.maintain_interval_s), metrics, log);
   }
 
   std::unique_ptr<RedisLinkCache> redis;

@@ -52,6 +52,11 @@ void WorkerMetrics::add_link_store_loads(uint64_t n) {
   s_.link_store_loads += n;
 }
 
+void WorkerMetrics::add_history_maintenance(bool ok) {
+  std::lock_guard lock(mu_);
+  ++(ok ? s_.history_maintenance_ok : s_.history_maintenance_failed);
+}
+
 void WorkerMetrics::observe_latencies(const std::vector<double>& seconds) {
   std::lock_guard lock(mu_);
   for (double v : seconds) {

@@ -41,6 +41,8 @@ struct MetricsSnapshot {
   std::map<std::string, uint64_t> errors;    // by type
   std::map<std::string, CacheCounts> cache;  // by tier: memory, redis
   uint64_t link_store_loads = 0;             // keys loaded from PostgreSQL
+  uint64_t history_maintenance_ok = 0;       // runs of the worker's history timer, by outcome
+  uint64_t history_maintenance_failed = 0;
   std::array<uint64_t, kLatencyBuckets.size() + 1> latency_buckets{};  // last is +Inf
   double latency_sum_seconds = 0;
   uint64_t latency_count = 0;
@@ -69,6 +71,7 @@ class WorkerMetrics {
   void add_error(const std::string& type, uint64_t n = 1);
   void add_cache(const std::string& tier, uint64_t hits, uint64_t misses);
   void add_link_store_loads(uint64_t n);
+  void add_history_maintenance(bool ok);
   void observe_latencies(const std::vector<double>& seconds);
   void observe_batch(size_t size);
   void set_stream_pending(int64_t stream_pending);

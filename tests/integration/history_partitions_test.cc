@@ -748,7 +748,16 @@ TEST(HistoryPartitions, WorkerMaintainsOnItsTimerAndStopsPromptly) {
   sql.exec("DROP TABLE " + day7);
   EXPECT_TRUE(wait_for([&] { return has(day7); })) << worker.log_path();
 
-  // A failing maintenance is logged and retried; the worker stays ready.
+  // A failing maintenance is logged, counted and retried; the worker stays ready.
+  const auto runs = [&](const std::string& result) {
+    const std::string metrics = worker.get("/metrics");
+    const std::string series =
+        "asset_worker_history_maintenance_runs_total{result=\"" + result + "\"} ";
+    const size_t at = metrics.find(series);
+    return at == std::string::npos ? -1 : std::stoll(metrics.substr(at + series.size()));
+  };
+  EXPECT_GE(runs("ok"), 2);
+  EXPECT_EQ(runs("failed"), 0);
   sql.exec(
       "ALTER FUNCTION telemetry_history_maintain(int, int, date)"
       " RENAME TO telemetry_history_maintain_away");
@@ -762,11 +771,14 @@ TEST(HistoryPartitions, WorkerMaintainsOnItsTimerAndStopsPromptly) {
   EXPECT_TRUE(wait_for([&] {
     return log_text().find("history maintenance failed") != std::string::npos;
   })) << worker.log_path();
+  EXPECT_TRUE(wait_for([&] { return runs("failed") >= 1; })) << worker.log_path();
   EXPECT_EQ(worker.http_status("/readyz"), 200);
   sql.exec(
       "ALTER FUNCTION telemetry_history_maintain_away(int, int, date)"
       " RENAME TO telemetry_history_maintain");
+  const int64_t ok_before = runs("ok");
   EXPECT_TRUE(wait_for([&] { return has(day7); })) << worker.log_path();
+  EXPECT_TRUE(wait_for([&] { return runs("ok") > ok_before; })) << worker.log_path();
   EXPECT_NE(log_text().find("\"action\":\"created\""), std::string::npos);
 
   EXPECT_EQ(worker.stop(SIGTERM, 15s), 0) << worker.log_path();

@@ -52,6 +52,9 @@ TEST(WorkerMetrics, BatchSizesAndCounters) {
   m.add_no_links(3);
   m.add_duplicates(4);
   m.add_link_store_loads(5);
+  m.add_history_maintenance(true);
+  m.add_history_maintenance(false);
+  m.add_history_maintenance(true);
   m.add_transform_counts(1, 2, 3, 4);
   m.set_stream_pending(10);
   m.set_ack_pending(11);
@@ -78,6 +81,8 @@ TEST(WorkerMetrics, BatchSizesAndCounters) {
   EXPECT_EQ(s.messages_no_links, 3u);
   EXPECT_EQ(s.messages_duplicate, 4u);
   EXPECT_EQ(s.link_store_loads, 5u);
+  EXPECT_EQ(s.history_maintenance_ok, 2u);
+  EXPECT_EQ(s.history_maintenance_failed, 1u);
   EXPECT_EQ(s.assets_skipped_no_metrics, 1u);
   EXPECT_EQ(s.metrics_skipped, 2u);
   EXPECT_EQ(s.formula_missing_variable, 3u);

@@ -102,6 +102,13 @@ std::string render_prometheus(const MetricsSnapshot& s, const BuildInfo& info) {
          "Devices whose links were read from PostgreSQL.");
   out += fmt::format("asset_worker_link_store_loads_total {}\n", s.link_store_loads);
 
+  header(out, "asset_worker_history_maintenance_runs_total", "counter",
+         "History maintenance runs of this replica's timer (MAINTAIN_INTERVAL_S), by result.");
+  out += fmt::format("asset_worker_history_maintenance_runs_total{{result=\"ok\"}} {}\n",
+                     s.history_maintenance_ok);
+  out += fmt::format("asset_worker_history_maintenance_runs_total{{result=\"failed\"}} {}\n",
+                     s.history_maintenance_failed);
+
   header(out, "asset_worker_errors_total", "counter", "Errors by type.");
   for (const auto& [type, n] : s.errors) {
     out += fmt::format("asset_worker_errors_total{{type=\"{}\"}} {}\n", escape_label(type), n);
