@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <numeric>
 #include <thread>
 
 #include "adapters/postgres/migrations.h"
@@ -279,6 +282,53 @@ TEST(WorkerEndToEnd, LinksAreCachedInRedisUnderTheTenantKey) {
   freeReplyObject(ttl);
   freeReplyObject(reply);
   redisFree(ctx);
+}
+
+// The sizes of the batches a worker fetched, in order, from its debug log ("batch fetched").
+std::vector<int> fetched_batches(const std::string& log_path) {
+  std::vector<int> sizes;
+  std::ifstream in(log_path);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("\"batch fetched\"") == std::string::npos) continue;
+    sizes.push_back(json::parse(line)["messages"].get<int>());
+  }
+  return sizes;
+}
+
+// A backlog goes through in batches of BATCH_SIZE; once the worker keeps up, a burst smaller
+// than BATCH_SIZE goes through in batches of at most LIVE_BATCH_SIZE. The backlog count the
+// worker goes by comes from the real server, in every delivery's reply subject.
+TEST(WorkerEndToEnd, ABacklogGetsFullBatchesAndABurstShortOnes) {
+  Scenario s;
+  auto plant = s.load_example_plant();
+  const auto messages = [&](const std::string& base, int n) {
+    std::vector<std::string> out;
+    for (int i = 0; i < n; ++i) {
+      out.push_back(Scenario::message(plant, s.name(fmt::format("{}{}", base, i))).dump());
+    }
+    return out;
+  };
+  s.publish(messages("backlog", 1000));
+  auto env = s.worker_env();
+  env["BATCH_SIZE"] = "100";
+  env["LIVE_BATCH_SIZE"] = "10";
+  WorkerProcess worker(env);
+  ASSERT_TRUE(worker.wait_ready(seconds(20))) << worker.log_path();
+  ASSERT_TRUE(s.wait_all_acked(seconds(60))) << worker.log_path();
+
+  const std::vector<int> drained = fetched_batches(worker.log_path());
+  EXPECT_EQ(std::accumulate(drained.begin(), drained.end(), 0), 1000);
+  // Slow start (1, 2, 4, ... 64), then full batches while 100 or more waited behind.
+  EXPECT_GE(std::count(drained.begin(), drained.end(), 100), 5) << worker.log_path();
+  EXPECT_LE(*std::max_element(drained.begin(), drained.end()), 100);
+
+  s.publish(messages("burst", 60));
+  ASSERT_TRUE(s.wait_all_acked(seconds(30))) << worker.log_path();
+  const std::vector<int> all = fetched_batches(worker.log_path());
+  const std::vector<int> burst(all.begin() + static_cast<ptrdiff_t>(drained.size()), all.end());
+  EXPECT_EQ(std::accumulate(burst.begin(), burst.end(), 0), 60);
+  EXPECT_LE(*std::max_element(burst.begin(), burst.end()), 10) << worker.log_path();
+  EXPECT_EQ(worker.stop(SIGTERM), 0);
 }
 
 }  // namespace
