@@ -379,23 +379,6 @@ std::string last_log_message(const WorkerProcess& w) {
   return j.is_object() ? j.value("msg", last) : last;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-// The value of one sample line of /metrics ("name{labels}"), or -1.
-double metric(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return -1;
-}
-
 // Rewrites a stream's configuration through the JetStream API.
 void update_stream(Scenario& s, const std::string& stream, const std::function<void(json&)>& edit) {
   auto info = s.nats().api("$JS.API.STREAM.INFO." + stream, "");

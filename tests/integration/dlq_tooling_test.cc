@@ -4,8 +4,6 @@
 #include <signal.h>
 
 #include <chrono>
-#include <fstream>
-#include <sstream>
 
 #include "support/servers.h"
 
@@ -16,10 +14,7 @@ std::string run_cli(Scenario& s, std::vector<std::string> args, int* exit_code =
   WorkerProcess cli(s.worker_env(), std::move(args));
   const int code = cli.stop(0, std::chrono::seconds(30));
   if (exit_code) *exit_code = code;
-  std::ifstream in(cli.log_path());
-  std::stringstream out;
-  out << in.rdbuf();
-  return out.str();
+  return read_file(cli.log_path());
 }
 
 std::string in_an_hour() {

@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -24,10 +23,7 @@ std::pair<std::optional<int>, std::string> run_command(Scenario& s, std::vector<
        !code && std::chrono::steady_clock::now() < end; std::this_thread::sleep_for(20ms)) {
     code = command.exited();
   }
-  std::ifstream in(command.log_path());
-  std::stringstream out;
-  out << in.rdbuf();
-  return {code, out.str()};
+  return {code, read_file(command.log_path())};
 }
 
 class FormulasCommand : public ::testing::Test {

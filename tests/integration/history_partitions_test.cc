@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <random>
@@ -204,10 +203,7 @@ CommandResult run_command(const std::string& database_url, std::vector<std::stri
        !result.code && std::chrono::steady_clock::now() < end; std::this_thread::sleep_for(20ms)) {
     result.code = command.exited();
   }
-  std::ifstream in(command.log_path());
-  std::stringstream out;
-  out << in.rdbuf();
-  result.output = out.str();
+  result.output = read_file(command.log_path());
   if (!result.code) {
     // Still running: say what the database's sessions were doing, for the failure message.
     result.output += "\n(no exit in 120 s) sessions of the database:\n";
@@ -750,11 +746,8 @@ TEST(HistoryPartitions, WorkerMaintainsOnItsTimerAndStopsPromptly) {
 
   // A failing maintenance is logged, counted and retried; the worker stays ready.
   const auto runs = [&](const std::string& result) {
-    const std::string metrics = worker.get("/metrics");
-    const std::string series =
-        "asset_worker_history_maintenance_runs_total{result=\"" + result + "\"} ";
-    const size_t at = metrics.find(series);
-    return at == std::string::npos ? -1 : std::stoll(metrics.substr(at + series.size()));
+    return metric(worker.get("/metrics"),
+                  "asset_worker_history_maintenance_runs_total{result=\"" + result + "\"}");
   };
   EXPECT_GE(runs("ok"), 2);
   EXPECT_EQ(runs("failed"), 0);
@@ -762,12 +755,7 @@ TEST(HistoryPartitions, WorkerMaintainsOnItsTimerAndStopsPromptly) {
       "ALTER FUNCTION telemetry_history_maintain(int, int, date)"
       " RENAME TO telemetry_history_maintain_away");
   sql.exec("DROP TABLE " + day7);
-  const auto log_text = [&] {
-    std::ifstream in(worker.log_path());
-    std::stringstream out;
-    out << in.rdbuf();
-    return out.str();
-  };
+  const auto log_text = [&] { return read_file(worker.log_path()); };
   EXPECT_TRUE(wait_for([&] {
     return log_text().find("history maintenance failed") != std::string::npos;
   })) << worker.log_path();
@@ -776,7 +764,7 @@ TEST(HistoryPartitions, WorkerMaintainsOnItsTimerAndStopsPromptly) {
   sql.exec(
       "ALTER FUNCTION telemetry_history_maintain_away(int, int, date)"
       " RENAME TO telemetry_history_maintain");
-  const int64_t ok_before = runs("ok");
+  const double ok_before = runs("ok");
   EXPECT_TRUE(wait_for([&] { return has(day7); })) << worker.log_path();
   EXPECT_TRUE(wait_for([&] { return runs("ok") > ok_before; })) << worker.log_path();
   EXPECT_NE(log_text().find("\"action\":\"created\""), std::string::npos);

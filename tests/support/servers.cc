@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #ifndef ATW_WORKER_BINARY
@@ -59,6 +61,22 @@ int free_port() {
 }
 
 }  // namespace
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+double metric(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return -1;
+}
 
 ServerUrls server_urls() {
   return ServerUrls{env_or_fail("ATW_TEST_NATS_URL"), env_or_fail("ATW_TEST_DATABASE_URL"),

@@ -33,6 +33,11 @@ struct ServerUrls {
 // never pass by not running.
 ServerUrls server_urls();
 
+// The whole of a file (a worker's log), "" if it cannot be read.
+std::string read_file(const std::string& path);
+// The value of one sample line of a /metrics text ("name{labels}"), or -1 if there is none.
+double metric(const std::string& text, const std::string& series);
+
 using Rows = std::vector<std::vector<std::optional<std::string>>>;
 
 class Sql {
