@@ -77,6 +77,20 @@ server_cpu() {
   awk -v n="$n" -v t="$t" -v h="$hz" 'BEGIN {printf "%.2f %.2f\n", n / h, t / h}'
 }
 
+# Each measured phase starts from a quiet machine, as pgbench starts from a vacuumed database:
+# what the earlier phases left dirty in the page cache is written, PostgreSQL checkpoints, and
+# the tables they filled are vacuumed now rather than by autovacuum a minute into the next
+# phase. The autovacuum the phase's own writes call for still runs within it.
+settle() {
+  local started=$SECONDS
+  sync
+  psql "$BENCH_DB" -qc "VACUUM (ANALYZE) telemetry_history, processed_messages, assets" \
+    -c "CHECKPOINT"
+  sync
+  atw_log "settled in $((SECONDS - started)) s"
+}
+
+settle
 atw_log "drain: one worker over the backlog"
 DATABASE_URL="$BENCH_DB" build/asset-worker run 2>"$out-worker-drain.log" &
 worker=$!
@@ -88,6 +102,7 @@ read -r nats1 pg1 < <(server_cpu)
 echo "{\"cpu_seconds\":$cpu,\"peak_rss_mb\":$rss,\"nats_cpu_seconds\":$(awk -v a="$nats0" -v b="$nats1" 'BEGIN {printf "%.2f", b - a}'),\"postgres_cpu_seconds\":$(awk -v a="$pg0" -v b="$pg1" 'BEGIN {printf "%.2f", b - a}')}" | tee "$out-drain-proc.json"
 kill -TERM "$worker"; wait "$worker" || true
 
+settle
 atw_log "steady: $RATE messages/s offered for $STEADY_SECONDS s"
 DATABASE_URL="$BENCH_DB" build/asset-worker run 2>"$out-worker-steady.log" &
 worker=$!
