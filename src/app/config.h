@@ -26,7 +26,7 @@ struct Config {
   int max_ack_pending = 20000;
   // Batching
   int batch_size = 2000;
-  int live_batch_size = 250;
+  int live_batch_size = 100;
   int fetch_wait_ms = 20;
   int db_writers = 2;
   // Validation (SPEC D3)

@@ -34,7 +34,7 @@ struct WorkerSettings {
   // of a batch in process_isolated, and those the server sent ahead that wait in the source's
   // buffer. One at a time, they can take longer than AckWait to get through.
   milliseconds keepalive{10000};
-  size_t live_batch_size = 250;  // the largest batch while the worker keeps up (see above)
+  size_t live_batch_size = 100;  // the largest batch while the worker keeps up (see above)
 };
 
 class Worker {
