@@ -11,6 +11,8 @@ ATW_NATS_PORT="${ATW_NATS_PORT:-14222}"
 ATW_PG_PORT="${ATW_PG_PORT:-15432}"
 ATW_REDIS_PORT="${ATW_REDIS_PORT:-16379}"
 ATW_PG_BIN="/usr/lib/postgresql/15/bin"
+# nats-server's garbage collector target (see atw_start_nats).
+ATW_NATS_GOGC="${ATW_NATS_GOGC:-400}"
 
 export NATS_URL="nats://127.0.0.1:${ATW_NATS_PORT}"
 export DATABASE_URL="postgresql://postgres@127.0.0.1:${ATW_PG_PORT}/asset_telemetry"
@@ -70,7 +72,11 @@ atw_start_nats() {
   mkdir -p "$ATW_STATE/nats"
   if nc_ok 127.0.0.1 "$ATW_NATS_PORT"; then return; fi
   atw_log "starting nats-server on 127.0.0.1:$ATW_NATS_PORT"
-  nats-server -a 127.0.0.1 -p "$ATW_NATS_PORT" -m "$((ATW_NATS_PORT + 4000))" -js \
+  # GOGC=400: the collector runs a quarter as often. The duplicate windows keep every message id
+  # of the last 10 minutes on the heap, and each collection marks them all, taking a core from
+  # the worker and PostgreSQL on a small machine (README, "Benchmark").
+  GOGC="$ATW_NATS_GOGC" nats-server -a 127.0.0.1 -p "$ATW_NATS_PORT" \
+    -m "$((ATW_NATS_PORT + 4000))" -js \
     -sd "$ATW_STATE/nats" -P "$ATW_STATE/nats.pid" -l "$ATW_STATE/nats.log" </dev/null >/dev/null 2>&1 &
   disown
   atw_wait_port "$ATW_NATS_PORT" nats-server
