@@ -370,7 +370,7 @@ SentMessage poison(std::string label, std::string payload, std::string reason) {
 // Helpers around the worker and the servers.
 
 std::string last_log_message(const WorkerProcess& w) {
-  std::ifstream in(w.log_path());
+  std::istringstream in(read_file(w.log_path()));
   std::string line, last;
   while (std::getline(in, line)) {
     if (!line.empty()) last = line;

@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <numeric>
+#include <sstream>
 #include <thread>
 
 #include "adapters/postgres/migrations.h"
@@ -287,7 +287,7 @@ TEST(WorkerEndToEnd, LinksAreCachedInRedisUnderTheTenantKey) {
 // The sizes of the batches a worker fetched, in order, from its debug log ("batch fetched").
 std::vector<int> fetched_batches(const std::string& log_path) {
   std::vector<int> sizes;
-  std::ifstream in(log_path);
+  std::istringstream in(read_file(log_path));
   for (std::string line; std::getline(in, line);) {
     if (line.find("\"batch fetched\"") == std::string::npos) continue;
     sizes.push_back(json::parse(line)["messages"].get<int>());
