@@ -24,6 +24,7 @@
 
 #include "adapters/nats/nats_connection.h"
 #include "common/log.h"
+#include "support/exec_image.h"
 
 #ifndef ATW_WORKER_BINARY
 #error "ATW_WORKER_BINARY must name the asset-worker binary under test"
@@ -55,6 +56,7 @@ std::optional<PostgresUser> postgres_user() {
 // set, then the parent is checked again in case it died in between.
 pid_t spawn(const std::vector<std::string>& argv, const std::string& log,
             std::optional<PostgresUser> user) {
+  const ExecImage image(argv);  // the child may not allocate: see exec_image.h
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid != 0) return pid;
@@ -76,11 +78,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& log,
   }
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(125);
-  std::vector<char*> args;
-  std::vector<std::string> copy = argv;
-  for (auto& a : copy) args.push_back(a.data());
-  args.push_back(nullptr);
-  execvp(args[0], args.data());
+  image.exec();
   _exit(127);
 }
 

@@ -18,6 +18,8 @@
 #include <sstream>
 #include <thread>
 
+#include "support/exec_image.h"
+
 #ifndef ATW_WORKER_BINARY
 #error "ATW_WORKER_BINARY must name the asset-worker binary under test"
 #endif
@@ -123,6 +125,9 @@ WorkerProcess::WorkerProcess(std::map<std::string, std::string> env,
   http_port_ = free_port();
   env["HTTP_ADDR"] = fmt::format("127.0.0.1:{}", http_port_);
   log_path_ = fmt::format("/tmp/atw-worker-{}-{}.log", getpid(), http_port_);
+  std::vector<std::string> argv = {ATW_WORKER_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const ExecImage image(std::move(argv), env);
   const pid_t parent = getpid();
   pid_ = fork();
   if (pid_ == 0) {
@@ -135,13 +140,7 @@ WorkerProcess::WorkerProcess(std::map<std::string, std::string> env,
       dup2(fd, STDERR_FILENO);
       close(fd);
     }
-    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-    std::vector<char*> argv;
-    std::string bin = ATW_WORKER_BINARY;
-    argv.push_back(bin.data());
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(bin.c_str(), argv.data());
+    image.exec();
     _exit(127);
   }
 }
