@@ -41,9 +41,12 @@ void register_options(CLI::App& app, Config& c) {
       "Seconds before an unacked delivery is redelivered");
   add("--max-ack-pending", c.max_ack_pending, "MAX_ACK_PENDING",
       "Consumer-wide limit of messages in flight (all replicas)");
-  add("--batch-size", c.batch_size, "BATCH_SIZE", "Messages per batch while draining a backlog");
+  add("--batch-size", c.batch_size, "BATCH_SIZE",
+      "The largest batch, taken over a deep backlog (five full batches or more)");
   add("--live-batch-size", c.live_batch_size, "LIVE_BATCH_SIZE",
-      "Messages per batch while the worker keeps up (at most --batch-size)");
+      "The largest batch while the worker keeps up");
+  add("--catch-up-batch-size", c.catch_up_batch_size, "CATCH_UP_BATCH_SIZE",
+      "The largest batch over a shallow backlog (less than five full batches)");
   add("--fetch-wait-ms", c.fetch_wait_ms, "FETCH_WAIT_MS",
       "Longest wait for a batch to fill before processing what came");
   add("--db-writers", c.db_writers, "DB_WRITERS",
@@ -79,6 +82,9 @@ Status finalize(Config& c) {
   if (c.batch_size < 1 || c.batch_size > 10000) return bad("--batch-size must be 1..10000");
   if (c.live_batch_size < 1 || c.live_batch_size > 10000) {
     return bad("--live-batch-size must be 1..10000");
+  }
+  if (c.catch_up_batch_size < 1 || c.catch_up_batch_size > 10000) {
+    return bad("--catch-up-batch-size must be 1..10000");
   }
   if (c.fetch_wait_ms < 1 || c.fetch_wait_ms > 60000)
     return bad("--fetch-wait-ms must be 1..60000");

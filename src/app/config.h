@@ -27,6 +27,7 @@ struct Config {
   // Batching
   int batch_size = 2000;
   int live_batch_size = 100;
+  int catch_up_batch_size = 250;
   int fetch_wait_ms = 20;
   int db_writers = 2;
   // Validation (SPEC D3)

@@ -115,7 +115,8 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
                         {"subject", c.input_subject},
                         {"durable", c.durable},
                         {"batchSize", c.batch_size},
-                        {"liveBatchSize", c.live_batch_size}});
+                        {"liveBatchSize", c.live_batch_size},
+                        {"catchUpBatchSize", c.catch_up_batch_size}});
 
   auto nats = connect_nats(c, log, stop);
   if (!nats.ok()) {
@@ -195,7 +196,8 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
   Worker worker(
       **source, processor, clock, log,
       {static_cast<size_t>(c.batch_size), milliseconds(c.fetch_wait_ms),
-       seconds(c.shutdown_timeout_s / 2), ps.keepalive, static_cast<size_t>(c.live_batch_size)});
+       seconds(c.shutdown_timeout_s / 2), ps.keepalive, static_cast<size_t>(c.live_batch_size),
+       static_cast<size_t>(c.catch_up_batch_size)});
 
   // Readiness: NATS and PostgreSQL reachable, and no batch waiting for a server.
   std::atomic<bool> db_up{db.connected()};

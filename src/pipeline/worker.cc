@@ -55,8 +55,15 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
     return processor_.start(std::move(batch), fetched_at);
   };
 
-  size_t window = 1;     // see the header: slow start, shrunk by redeliveries
-  bool backlog = false;  // a full batch or more waited behind the last batch fetched
+  size_t window = 1;  // see the header: slow start, shrunk by redeliveries
+  // The largest batch for the backlog behind the last batch fetched (see the header).
+  const size_t live = std::min(settings_.batch_size, settings_.live_batch_size);
+  const size_t catch_up = std::clamp(settings_.catch_up_batch_size, live, settings_.batch_size);
+  const auto widest_for = [&](uint64_t behind) {
+    if (behind >= WorkerSettings::kDeepBacklog * settings_.batch_size) return settings_.batch_size;
+    return behind >= catch_up ? catch_up : live;
+  };
+  size_t widest = live;
   Timestamp buffer_kept_alive = clock_.now();
   while (!stop.load()) {
     if (on_cycle) on_cycle();
@@ -74,8 +81,6 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
     // published. The fetch waits at most fetch_wait, and no longer than the pending write:
     // finishing that batch (its events, its acks) is worth more than a fuller next batch, and
     // the messages that arrive meanwhile make the batch after it.
-    const size_t widest =
-        backlog ? settings_.batch_size : std::min(settings_.batch_size, settings_.live_batch_size);
     const size_t want = std::min(window, widest);
     std::function<bool()> pending_written;
     if (pending) pending_written = [&pending] { return pending->written(); };
@@ -104,12 +109,12 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
     if (batch->empty()) {
       // No growth on an empty fetch: an idle worker must not be at its widest when the
       // redeliveries of a crashed one come due.
-      backlog = false;
+      widest = live;
       finish_pending();
       continue;
     }
     window = std::min(settings_.batch_size, window * 2);
-    backlog = batch->back().stream_pending >= settings_.batch_size;
+    widest = widest_for(batch->back().stream_pending);
     auto next = start(std::move(batch).value());
     finish_pending();
     pending = std::move(next);

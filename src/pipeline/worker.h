@@ -11,11 +11,12 @@
 // message that crashes every delivery then reaches its last delivery alone, and only it goes
 // to the DLQ (through the MAX_DELIVERIES advisory).
 //
-// How big a batch may be depends on what waits behind it. While the stream holds at least a
-// full batch more (a backlog: the count comes with every delivery), batches of batch_size drain
-// it fastest. While the worker keeps up, a batch takes at most live_batch_size: after a stall
-// of a server the messages that queued meanwhile then go through in several short batches,
-// each acked as soon as it is done, instead of one long one that holds them all.
+// How big a batch may be depends on what waits behind it (the count comes with every
+// delivery). A deep backlog (a drain: five full batches or more) goes through in batches of
+// batch_size, which drain it fastest. A shallow one (a burst, or what queued during a stall of a
+// server) goes through in batches of at most catch_up_batch_size, each acked as soon as it is
+// done, instead of a few long ones that hold every message they carry for their whole write. A
+// worker that keeps up takes at most live_batch_size.
 
 #include <atomic>
 #include <functional>
@@ -27,14 +28,17 @@
 namespace atw {
 
 struct WorkerSettings {
-  size_t batch_size = 2000;         // the largest batch, while there is a backlog
+  size_t batch_size = 2000;         // the largest batch, over a deep backlog (see above)
   milliseconds fetch_wait{20};      // how long a fetch waits for a batch to fill
   milliseconds drain_limit{10000};  // at shutdown, the longest wait for requested messages
   // InProgress interval (a third of AckWait) for messages in hand that wait their turn: those
   // of a batch in process_isolated, and those the server sent ahead that wait in the source's
   // buffer. One at a time, they can take longer than AckWait to get through.
   milliseconds keepalive{10000};
-  size_t live_batch_size = 100;  // the largest batch while the worker keeps up (see above)
+  size_t live_batch_size = 100;      // the largest batch while the worker keeps up (see above)
+  size_t catch_up_batch_size = 250;  // the largest batch over a shallow backlog (see above)
+  // A backlog of this many full batches or more is deep.
+  static constexpr size_t kDeepBacklog = 5;
 };
 
 class Worker {

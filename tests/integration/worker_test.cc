@@ -295,9 +295,10 @@ std::vector<int> fetched_batches(const std::string& log_path) {
   return sizes;
 }
 
-// A backlog goes through in batches of BATCH_SIZE; once the worker keeps up, a burst smaller
-// than BATCH_SIZE goes through in batches of at most LIVE_BATCH_SIZE. The backlog count the
-// worker goes by comes from the real server, in every delivery's reply subject.
+// A deep backlog (five batches or more) goes through in batches of BATCH_SIZE, a shallower one in
+// batches of CATCH_UP_BATCH_SIZE; once the worker keeps up, a burst goes through in batches of
+// at most LIVE_BATCH_SIZE. The backlog count the worker goes by comes from the real server, in
+// every delivery's reply subject.
 TEST(WorkerEndToEnd, ABacklogGetsFullBatchesAndABurstShortOnes) {
   Scenario s;
   auto plant = s.load_example_plant();
@@ -308,25 +309,29 @@ TEST(WorkerEndToEnd, ABacklogGetsFullBatchesAndABurstShortOnes) {
     }
     return out;
   };
-  s.publish(messages("backlog", 1000));
+  s.publish(messages("backlog", 2000));
   auto env = s.worker_env();
   env["BATCH_SIZE"] = "100";
   env["LIVE_BATCH_SIZE"] = "10";
+  env["CATCH_UP_BATCH_SIZE"] = "25";
   WorkerProcess worker(env);
   ASSERT_TRUE(worker.wait_ready(seconds(20))) << worker.log_path();
   ASSERT_TRUE(s.wait_all_acked(seconds(60))) << worker.log_path();
 
   const std::vector<int> drained = fetched_batches(worker.log_path());
-  EXPECT_EQ(std::accumulate(drained.begin(), drained.end(), 0), 1000);
-  // Slow start (1, 2, 4, ... 64), then full batches while 100 or more waited behind.
+  EXPECT_EQ(std::accumulate(drained.begin(), drained.end(), 0), 2000);
+  // Slow start (1, 2, 4, ... 64), full batches while 500 or more waited behind, then catch-up
+  // batches of 25, then live ones.
   EXPECT_GE(std::count(drained.begin(), drained.end(), 100), 5) << worker.log_path();
+  EXPECT_GE(std::count(drained.begin(), drained.end(), 25), 5) << worker.log_path();
   EXPECT_LE(*std::max_element(drained.begin(), drained.end()), 100);
 
-  s.publish(messages("burst", 60));
+  // A burst shorter than a catch-up batch.
+  s.publish(messages("burst", 24));
   ASSERT_TRUE(s.wait_all_acked(seconds(30))) << worker.log_path();
   const std::vector<int> all = fetched_batches(worker.log_path());
   const std::vector<int> burst(all.begin() + static_cast<ptrdiff_t>(drained.size()), all.end());
-  EXPECT_EQ(std::accumulate(burst.begin(), burst.end(), 0), 60);
+  EXPECT_EQ(std::accumulate(burst.begin(), burst.end(), 0), 24);
   EXPECT_LE(*std::max_element(burst.begin(), burst.end()), 10) << worker.log_path();
   EXPECT_EQ(worker.stop(SIGTERM), 0);
 }

@@ -97,25 +97,30 @@ TEST_F(WorkerTest, StartsWithOneMessageAndNothingAheadThenDoublesUpToTheBatch) {
   EXPECT_EQ(source.settled_count("ack"), 20u);
 }
 
-// Full batches only while a backlog waits behind them (the count comes with each delivery);
-// a worker that keeps up takes short batches, so a burst after a stall is acked piece by piece.
-TEST_F(WorkerTest, BatchesAreFullOnlyWhileABacklogWaitsBehindThem) {
-  WorkerSettings settings{8, milliseconds(1), seconds(5)};
+// Full batches over a deep backlog (five batches or more behind, the count comes with each
+// delivery), then catch-up batches, so what queued during a stall is acked piece by piece; the
+// live size once fewer than a catch-up batch wait.
+TEST_F(WorkerTest, BatchesAreFullOverADeepBacklogAndShortOverAShallowOne) {
+  WorkerSettings settings{16, milliseconds(1), seconds(5)};
   settings.live_batch_size = 2;
+  settings.catch_up_batch_size = 4;
   Worker live{source, processor, clock, log, settings};
-  for (int i = 1; i <= 30; ++i) source.push(message(i)).stream_pending = 30 - i;
+  for (int i = 1; i <= 120; ++i) source.push(message(i)).stream_pending = 120 - i;
   live.run(
       stop, [](milliseconds) {},
       [&] {
         if (source.queued() == 0) stop = true;
       });
-  // Slow start over the backlog up to the batch size, then short batches once fewer than a
-  // batch size waited behind the last one (message 23: 7 left).
-  EXPECT_EQ(sink.batch_sizes, (std::vector<size_t>{1, 2, 4, 8, 8, 2, 2, 2, 1}));
-  ASSERT_GE(source.fetches.size(), 6u);
-  EXPECT_EQ(source.fetches[3], (std::pair<size_t, size_t>{8, 8}));
-  EXPECT_EQ(source.fetches[5], (std::pair<size_t, size_t>{2, 2}));
-  EXPECT_EQ(source.settled_count("ack"), 30u);
+  // Slow start up to 16 while 80 or more wait; 73 behind message 47, so batches of 4 until
+  // fewer than 4 wait behind one (1 behind message 119), then the live size.
+  std::vector<size_t> expected = {1, 2, 4, 8, 16, 16};
+  expected.insert(expected.end(), 18, 4);
+  expected.push_back(1);
+  EXPECT_EQ(sink.batch_sizes, expected);
+  ASSERT_GE(source.fetches.size(), 7u);
+  EXPECT_EQ(source.fetches[4], (std::pair<size_t, size_t>{16, 16}));
+  EXPECT_EQ(source.fetches[6], (std::pair<size_t, size_t>{4, 4}));
+  EXPECT_EQ(source.settled_count("ack"), 120u);
 }
 
 // The next batch is fetched while the pending one is being written; that fetch ends as soon
