@@ -193,11 +193,14 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
   };
   BatchProcessor processor({**source, resolver, sink, **publisher, clock, metrics, log}, ps, stop,
                            beating_sleep);
-  Worker worker(
-      **source, processor, clock, log,
-      {static_cast<size_t>(c.batch_size), milliseconds(c.fetch_wait_ms),
-       seconds(c.shutdown_timeout_s / 2), ps.keepalive, static_cast<size_t>(c.live_batch_size),
-       static_cast<size_t>(c.catch_up_batch_size)});
+  // Named: three batch sizes of one type side by side would swap silently by position.
+  Worker worker(**source, processor, clock, log,
+                {.batch_size = static_cast<size_t>(c.batch_size),
+                 .fetch_wait = milliseconds(c.fetch_wait_ms),
+                 .drain_limit = seconds(c.shutdown_timeout_s / 2),
+                 .keepalive = ps.keepalive,
+                 .live_batch_size = static_cast<size_t>(c.live_batch_size),
+                 .catch_up_batch_size = static_cast<size_t>(c.catch_up_batch_size)});
 
   // Readiness: NATS and PostgreSQL reachable, and no batch waiting for a server.
   std::atomic<bool> db_up{db.connected()};
