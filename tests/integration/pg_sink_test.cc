@@ -93,6 +93,32 @@ TEST(PgSink, ProcessedRowRecordsTheMessageThePreviousScoresAndTheWorker) {
             "true");
 }
 
+// The locks and the score updates name the assets inside SQL text (PgConnection::run_script
+// takes no parameters): ids with quotes, backslashes, commas and braces are written as they are.
+TEST(PgSink, AssetIdsThatLookLikeSqlAreWrittenAsTheyAre) {
+  Fixture f;
+  const std::vector<std::string> ids = {"sink-" + f.id + "-it's \"odd\"",
+                                        "sink-" + f.id + "-\\{a,b}'); --"};
+  f.sql.exec(
+      "INSERT INTO assets (id, tenant_id, name) VALUES ($1, 'org-sink', 'A'), ($2, 'org-sink', "
+      "'B')",
+      {ids[0], ids[1]});
+  MessageResult m = f.message(1);
+  m.assets[0].asset_id = ids[0];
+  m.assets[1].asset_id = ids[1];
+  PgConnection db(server_urls().database);
+  PgTelemetrySink sink(db);
+  auto written = sink.write(std::vector<MessageResult>{m}, Timestamp{1'800'000'000'000'000});
+  ASSERT_TRUE(written.ok()) << written.status().to_string();
+  EXPECT_EQ(f.sql.scalar("SELECT string_agg(health_score::text, ',' ORDER BY name) FROM assets"
+                         " WHERE id IN ($1, $2)",
+                         {ids[0], ids[1]}),
+            "11,12");
+  EXPECT_EQ(f.sql.scalar("SELECT count(*)::text FROM telemetry_history WHERE entity_id IN ($1, $2)",
+                         {ids[0], ids[1]}),
+            "2");
+}
+
 // Another transaction has written message 2 and not committed yet: the batch waits for it,
 // then writes messages 1 and 3 only, and reports message 2 with the scores that writer saw.
 TEST(PgSink, RaceWithAnotherWriterOfTheSameMessageWritesItOnce) {

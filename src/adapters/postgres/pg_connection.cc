@@ -133,6 +133,19 @@ Status PgConnection::copy_in(std::string_view type, const char* copy_sql, std::s
     if (st.unavailable()) conn_.reset();
     return st;
   }
+  if (Status st = feed_copy(type, data); !st.ok()) return st;
+  PgResult end(PQgetResult(conn_.get()));
+  Status st;
+  if (!end || PQresultStatus(end.get()) != PGRES_COMMAND_OK) {
+    st = failure(end.get(), type);
+  }
+  // Drain to the end of the command so the connection is ready for the next one.
+  while (PGresult* extra = PQgetResult(conn_.get())) PQclear(extra);
+  if (st.unavailable()) conn_.reset();
+  return st;
+}
+
+Status PgConnection::feed_copy(std::string_view type, std::string_view data) {
   // Large chunks: libpq buffers, and one call per megabyte keeps the loop out of the profile.
   constexpr size_t kChunk = 1 << 20;
   for (size_t off = 0; off < data.size(); off += kChunk) {
@@ -148,15 +161,57 @@ Status PgConnection::copy_in(std::string_view type, const char* copy_sql, std::s
     conn_.reset();
     return st;
   }
-  PgResult end(PQgetResult(conn_.get()));
-  Status st;
-  if (!end || PQresultStatus(end.get()) != PGRES_COMMAND_OK) {
-    st = failure(end.get(), type);
+  return Status();
+}
+
+Result<PgResult> PgConnection::run_script(std::string_view type, const std::string& sql,
+                                          std::string_view copy_data) {
+  if (Status st = ensure(); !st.ok()) return st;
+  if (!PQsendQuery(conn_.get(), sql.c_str())) {
+    Status st = pg_error_status(nullptr, conn_.get(), type);
+    conn_.reset();
+    return st;
   }
-  // Drain to the end of the command so the connection is ready for the next one.
-  while (PGresult* extra = PQgetResult(conn_.get())) PQclear(extra);
-  if (st.unavailable()) conn_.reset();
-  return st;
+  // One result per statement until libpq says the request is over; after a failure the server
+  // skips the rest, and what it still sends is read so the connection is ready again.
+  PgResult rows;
+  PgResult failed;
+  bool copied = false;
+  while (PGresult* next = PQgetResult(conn_.get())) {
+    PgResult r(next);
+    switch (PQresultStatus(r.get())) {
+      case PGRES_COMMAND_OK:
+        break;
+      case PGRES_TUPLES_OK:
+        rows = std::move(r);
+        break;
+      case PGRES_COPY_IN:
+        if (copied) {
+          // A caller's mistake: the server fails this COPY and skips the rest.
+          (void)PQputCopyEnd(conn_.get(), "a script feeds one COPY only");
+          break;
+        }
+        if (Status st = feed_copy(type, copy_data); !st.ok()) return st;
+        copied = true;
+        break;
+      default:
+        if (!failed) failed = std::move(r);
+    }
+  }
+  if (failed || !connected()) {
+    Status st = failure(failed.get(), type);
+    if (st.unavailable()) conn_.reset();
+    return st;
+  }
+  return rows;
+}
+
+Result<std::string> PgConnection::literal(std::string_view type, std::string_view text) {
+  if (Status st = ensure(); !st.ok()) return st;
+  std::unique_ptr<char, decltype(&PQfreemem)> quoted(
+      PQescapeLiteral(conn_.get(), text.data(), text.size()), &PQfreemem);
+  if (!quoted) return Status::permanent(std::string(type), PQerrorMessage(conn_.get()));
+  return std::string(quoted.get());
 }
 
 std::string pg_text_array(const std::vector<std::string_view>& items) {

@@ -55,6 +55,14 @@ class PgConnection {
                               const std::atomic<bool>& stop);
   // Sends COPY ... FROM STDIN (BINARY) and streams `data` (already in the COPY format).
   Status copy_in(std::string_view type, const char* copy_sql, std::string_view data);
+  // Runs `sql`, statements separated by semicolons, in one request (the simple query protocol):
+  // one round trip for all of them, where exec takes one each. A COPY ... FROM STDIN among them
+  // is fed `copy_data` (at most one may be). The statements after a failed one do not run.
+  // Returns the last result with rows (empty if none had rows), or the first failure.
+  Result<PgResult> run_script(std::string_view type, const std::string& sql,
+                              std::string_view copy_data = {});
+  // `text` as a quoted SQL literal for run_script, which takes no parameters.
+  Result<std::string> literal(std::string_view type, std::string_view text);
 
   // The SQLSTATE of the last statement the server refused ("23505"), empty if it gave none.
   const std::string& last_sqlstate() const { return last_sqlstate_; }
@@ -64,6 +72,8 @@ class PgConnection {
  private:
   // pg_error_status of a failed result, remembering its SQLSTATE.
   Status failure(const PGresult* result, std::string_view type);
+  // Streams `data` to a COPY the server is waiting on, and ends it.
+  Status feed_copy(std::string_view type, std::string_view data);
 
   std::string url_;
   int statement_timeout_ms_;

@@ -119,14 +119,8 @@ Result<std::vector<WriteOutcome>> PgTelemetrySink::write(std::span<const Message
   // the database says otherwise, the transaction is redone knowing which ones were.
   std::optional<EarlierWrites> earlier;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    auto begin = db_.exec("db_write_failed", "BEGIN");
-    if (!begin.ok()) return begin.status();
     Status st = write_in_transaction(messages, received_at, earlier, outcomes);
-    if (st.ok()) {
-      auto commit = db_.exec("db_write_failed", "COMMIT");
-      if (commit.ok()) return outcomes;
-      st = commit.status();
-    }
+    if (st.ok()) return outcomes;
     if (db_.connected()) (void)db_.exec("db_write_failed", "ROLLBACK");
     if (st.type() != "written_before" || earlier) return st;
     auto found = find_earlier_writes(messages);
@@ -180,16 +174,15 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
     fresh[i] = !repeat && !(earlier && earlier->contains(messages[i].message_id));
   }
 
-  // 1. History rows of the new messages, one binary COPY. It comes first because it takes no
-  // lock another transaction could want: two lanes copy at the same time.
+  // The transaction takes two requests, each one round trip to the server.
+  // Request 1: BEGIN; the history rows of the new messages, one binary COPY; then their assets
+  // locked in id order (replicas and lanes never deadlock) and their scores read. The COPY
+  // comes before the locks because it takes no lock another transaction could want: two lanes
+  // copy at the same time.
   copy_buffer_.clear();
   encode_history_copy(messages, fresh, received_at, copy_buffer_);
-  if (Status st = db_.copy_in("db_write_failed", kHistoryCopy, copy_buffer_); !st.ok()) {
-    return st;
-  }
-
-  // 2. Lock the assets of the new messages in id order (replicas and lanes never deadlock) and
-  // read their scores.
+  std::string sql = "BEGIN; ";
+  sql += kHistoryCopy;
   std::vector<std::string_view> asset_ids;
   for (size_t i = 0; i < messages.size(); ++i) {
     if (!fresh[i]) continue;
@@ -197,15 +190,18 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
   }
   std::sort(asset_ids.begin(), asset_ids.end());
   asset_ids.erase(std::unique(asset_ids.begin(), asset_ids.end()), asset_ids.end());
-  ScoreLedger ledger;
   if (!asset_ids.empty()) {
-    auto locked = db_.exec(
-        "db_write_failed",
-        "SELECT id, health_score, (extract(epoch FROM health_score_updated_at) * 1000000)::int8"
-        " FROM assets WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
-        {pg_text_array(asset_ids)});
-    if (!locked.ok()) return locked.status();
-    PGresult* res = locked->get();
+    auto ids = db_.literal("db_write_failed", pg_text_array(asset_ids));
+    if (!ids.ok()) return ids.status();
+    sql += fmt::format(
+        "; SELECT id, health_score, (extract(epoch FROM health_score_updated_at) * 1000000)::int8"
+        " FROM assets WHERE id = ANY({}::text[]) ORDER BY id FOR UPDATE",
+        *ids);
+  }
+  auto locked = db_.run_script("db_write_failed", sql, copy_buffer_);
+  if (!locked.ok()) return locked.status();
+  ScoreLedger ledger;
+  if (PGresult* res = locked->get()) {
     for (int row = 0; row < PQntuples(res); ++row) {
       StoredScore stored;
       if (!PQgetisnull(res, row, 1)) stored.score = std::strtod(PQgetvalue(res, row, 1), nullptr);
@@ -216,7 +212,8 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
     }
   }
 
-  // 3. Previous scores, in delivery order, exactly as one message at a time would see them.
+  // Between the requests: previous scores, in delivery order, exactly as one message at a time
+  // would see them.
   std::vector<std::string> prev_json(messages.size());
   for (size_t i = 0; i < messages.size(); ++i) {
     const MessageResult& m = messages[i];
@@ -241,46 +238,49 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
       o.previous_scores.push_back(recorded_score(recorded, a.asset_id));
   }
 
-  // 4. Mark the new messages written, one binary COPY. A message some other transaction wrote
-  // first is a unique violation here (after waiting for that transaction if it is still open):
-  // the caller redoes the batch knowing which ones were written.
-  if (std::none_of(fresh.begin(), fresh.end(), [](bool f) { return f; })) return Status();
+  // Request 2: the new messages marked written, one binary COPY; each changed asset once, with
+  // its newest score; COMMIT. A message some other transaction wrote first is a unique violation
+  // in the COPY (after waiting for that transaction if it is still open), and the statements
+  // after it do not run: the caller redoes the batch knowing which ones were written.
+  sql.clear();
   copy_buffer_.clear();
-  encode_processed_copy(messages, fresh, prev_json, received_at, worker_id_, copy_buffer_);
-  if (Status st = db_.copy_in("db_write_failed", kProcessedCopy, copy_buffer_); !st.ok()) {
-    if (db_.last_sqlstate() == kUniqueViolation) {
-      return Status::retryable("written_before", "some messages of the batch were written before");
-    }
-    return st;
+  if (std::any_of(fresh.begin(), fresh.end(), [](bool f) { return f; })) {
+    encode_processed_copy(messages, fresh, prev_json, received_at, worker_id_, copy_buffer_);
+    sql += kProcessedCopy;
+    sql += "; ";
   }
-
-  // 5. Each changed asset once, with its newest score.
-  const auto changes = ledger.changes();
-  if (changes.empty()) return Status();
-  std::vector<std::string_view> cids;
-  std::string scores = "{";
-  std::string times = "{";
-  for (size_t k = 0; k < changes.size(); ++k) {
-    cids.push_back(changes[k].asset_id);
-    if (k) {
-      scores.push_back(',');
-      times.push_back(',');
+  if (const auto changes = ledger.changes(); !changes.empty()) {
+    std::vector<std::string_view> cids;
+    std::string scores = "{";
+    std::string times = "{";
+    for (size_t k = 0; k < changes.size(); ++k) {
+      cids.push_back(changes[k].asset_id);
+      if (k) {
+        scores.push_back(',');
+        times.push_back(',');
+      }
+      scores += fmt::format("{}", changes[k].score);
+      times += std::to_string(changes[k].at.micros);
     }
-    scores += fmt::format("{}", changes[k].score);
-    times += std::to_string(changes[k].at.micros);
+    scores.push_back('}');
+    times.push_back('}');
+    auto ids = db_.literal("db_write_failed", pg_text_array(cids));
+    if (!ids.ok()) return ids.status();
+    sql += fmt::format(
+        "UPDATE assets AS a SET health_score = v.score,"
+        " health_score_updated_at = timestamptz 'epoch' + v.micros * interval '1 microsecond',"
+        " health_score_computed_by = 'asset-worker-v1',"
+        " updated_at = timestamptz 'epoch' + v.micros * interval '1 microsecond'"
+        " FROM unnest({}::text[], '{}'::float8[], '{}'::int8[]) AS v(id, score, micros)"
+        " WHERE a.id = v.id; ",
+        *ids, scores, times);
   }
-  scores.push_back('}');
-  times.push_back('}');
-  auto upd = db_.exec("db_write_failed",
-                      "UPDATE assets AS a SET health_score = v.score,"
-                      " health_score_updated_at = timestamptz 'epoch' + v.micros * interval"
-                      " '1 microsecond',"
-                      " health_score_computed_by = 'asset-worker-v1',"
-                      " updated_at = timestamptz 'epoch' + v.micros * interval '1 microsecond'"
-                      " FROM unnest($1::text[], $2::float8[], $3::int8[]) AS v(id, score, micros)"
-                      " WHERE a.id = v.id",
-                      {pg_text_array(cids), scores, times});
-  return upd.status();
+  sql += "COMMIT";
+  auto committed = db_.run_script("db_write_failed", sql, copy_buffer_);
+  if (!committed.ok() && db_.last_sqlstate() == kUniqueViolation) {
+    return Status::retryable("written_before", "some messages of the batch were written before");
+  }
+  return committed.status();
 }
 
 }  // namespace atw

@@ -8,8 +8,9 @@
 //      COPY, and the transaction is rolled back and redone knowing which ones, so they write
 //      nothing and their events carry the previous scores recorded the first time;
 //   5. each changed asset's score updated once, to its newest value.
-// Redeliveries are rare, so the common batch costs four statements and no duplicate lookup;
-// both COPYs write their rows a page at a time (no per-row conflict check, no per-row WAL).
+// Redeliveries are rare, so the common batch costs no duplicate lookup, and two requests to the
+// server: BEGIN with 1 and 2, then 4, 5 and COMMIT (PgConnection::run_script). Both COPYs write
+// their rows a page at a time (no per-row conflict check, no per-row WAL).
 // Not thread-safe: one per connection (PgWriterPool runs several).
 
 #include <optional>
