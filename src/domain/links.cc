@@ -201,6 +201,13 @@ Result<LinkSet> parse_link_set(std::string_view json) {
   return set;
 }
 
+std::string minify_schema_text(std::string_view json) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(json.data(), json.size()).get(root)) return std::string(json);
+  return simdjson::minify(root);
+}
+
 std::vector<std::pair<std::string, std::string>> parse_metrics_mapping(std::string_view json) {
   std::vector<std::pair<std::string, std::string>> out;
   thread_local simdjson::dom::parser parser;

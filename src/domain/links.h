@@ -62,6 +62,12 @@ std::string link_cache_key(const DeviceKey& key);
 std::string serialize_link_set(const LinkSet& set);
 Result<LinkSet> parse_link_set(std::string_view json);
 
+// A telemetry_schema as every cache tier carries it: JSON without insignificant whitespace (the
+// Redis tier's parse gives it; PostgreSQL's jsonb text has spaces). One schema must be one text
+// whichever tier its link came from, because compiled asset types are looked up by it. Text that
+// is not JSON is returned as it is (compiling it reports the problem).
+std::string minify_schema_text(std::string_view json);
+
 // Builds a link's mapping from the metrics_mapping JSON text (an object of strings; anything else
 // yields an empty mapping, non-string values are skipped).
 std::vector<std::pair<std::string, std::string>> parse_metrics_mapping(std::string_view json);

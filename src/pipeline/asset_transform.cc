@@ -6,13 +6,15 @@ namespace atw {
 
 const AssetTypeModel& AssetTypeRegistry::model(const std::string& asset_type_id,
                                                const std::string& schema_json) {
-  auto it = models_.find(asset_type_id);
-  if (it != models_.end() && it->second.schema_json == schema_json) return *it->second.model;
+  std::vector<Compiled>& texts = models_[asset_type_id];
+  for (const Compiled& c : texts) {
+    if (c.schema_json == schema_json) return *c.model;
+  }
   auto compiled = AssetTypeModel::compile(asset_type_id, schema_json);
   if (!compiled->problems().empty() && report_) report_(*compiled);
-  auto& entry = models_[asset_type_id];
-  entry = Entry{schema_json, std::move(compiled)};
-  return *entry.model;
+  if (texts.size() == kTextsPerType) texts.erase(texts.begin());
+  texts.push_back(Compiled{schema_json, std::move(compiled)});
+  return *texts.back().model;
 }
 
 std::vector<AssetResult> transform_message(const TelemetryMessage& message, const LinkSet& links,

@@ -1,6 +1,6 @@
 #pragma once
 // One message through one device's links (seed steps 5a-5c): mapping, derived metrics, health.
-// Compiled asset types are kept here and recompiled only when their schema text changes.
+// Compiled asset types are kept here, each schema text of a type compiled once.
 
 #include <functional>
 #include <memory>
@@ -27,15 +27,22 @@ class AssetTypeRegistry {
   using ProblemReporter = std::function<void(const AssetTypeModel&)>;
   explicit AssetTypeRegistry(ProblemReporter report = {}) : report_(std::move(report)) {}
 
+  // The type compiled from this text. A type can come with more than one text at a time: after
+  // its schema is edited, links cached before carry the old text until they are reloaded. The
+  // latest kTextsPerType texts of each type stay compiled, so messages that alternate between
+  // them do not compile at every turn.
   const AssetTypeModel& model(const std::string& asset_type_id, const std::string& schema_json);
-  size_t size() const { return models_.size(); }
+  size_t size() const { return models_.size(); }  // asset types
+
+  static constexpr size_t kTextsPerType = 4;
 
  private:
-  struct Entry {
+  struct Compiled {
     std::string schema_json;
     std::shared_ptr<AssetTypeModel> model;
   };
-  std::unordered_map<std::string, Entry> models_;
+  // Per asset type, the latest compiled last.
+  std::unordered_map<std::string, std::vector<Compiled>> models_;
   ProblemReporter report_;
 };
 

@@ -89,6 +89,27 @@ TEST(AssetTypeRegistry, CompilesOnceAndReportsProblemsOncePerType) {
   EXPECT_EQ(&types.model("type-pump-x", kBrokenSchema), &types.model("type-pump-x", kBrokenSchema));
 }
 
+// After a schema edit, links cached before carry the old text and links loaded since the new
+// one: messages alternate between them, and each text is compiled once.
+TEST(AssetTypeRegistry, TwoTextsOfOneTypeInTurnCompileOnceEach) {
+  int compiled_with_problems = 0;
+  AssetTypeRegistry types([&](const AssetTypeModel&) { ++compiled_with_problems; });
+  const std::string edited = std::string(kBrokenSchema) + " ";
+  for (int i = 0; i < 50; ++i) {
+    (void)types.model("type-pump-x", kBrokenSchema);
+    (void)types.model("type-pump-x", edited);
+  }
+  EXPECT_EQ(compiled_with_problems, 2);
+  EXPECT_EQ(types.size(), 1u);
+  // Only the latest texts stay: one more than that many evicts the oldest, which compiles again.
+  for (size_t k = 0; k < AssetTypeRegistry::kTextsPerType - 1; ++k) {
+    (void)types.model("type-pump-x", edited + std::string(k + 1, ' '));
+  }
+  EXPECT_EQ(compiled_with_problems, 1 + static_cast<int>(AssetTypeRegistry::kTextsPerType));
+  (void)types.model("type-pump-x", kBrokenSchema);
+  EXPECT_EQ(compiled_with_problems, 2 + static_cast<int>(AssetTypeRegistry::kTextsPerType));
+}
+
 TEST(AssetTypeRegistry, RecompilesWhenTheSchemaChanges) {
   AssetTypeRegistry types;
   const AssetTypeModel& before = types.model("type-pump", "null");

@@ -224,6 +224,23 @@ TEST(LinkSetJson, SchemaTextIsKeptAsJsonNotString) {
   EXPECT_EQ(r->links[0].telemetry_schema, R"({"health_rules":[{"metric":"t","bands":[]}],"z":1})");
 }
 
+// A schema loaded from PostgreSQL (jsonb's text, with spaces) and the same schema read back from
+// Redis are one text, so the worker compiles the asset type once, not at every alternation.
+TEST(MinifySchemaText, GivesTheTextTheRedisTierGives) {
+  const std::string from_postgres =
+      R"({"derived_metrics": [{"name": "power_consumption", "unit": "watts", "formula": "power_input * power_current"}]})";
+  DeviceLink l = bare_link();
+  l.telemetry_schema = from_postgres;
+  const Result<LinkSet> from_redis = parse_link_set(serialize_link_set({{l}}));
+  ASSERT_TRUE(from_redis.ok()) << from_redis.status().to_string();
+  EXPECT_EQ(minify_schema_text(from_postgres), from_redis->links[0].telemetry_schema);
+  EXPECT_EQ(
+      minify_schema_text(from_postgres),
+      R"({"derived_metrics":[{"name":"power_consumption","unit":"watts","formula":"power_input * power_current"}]})");
+  EXPECT_EQ(minify_schema_text("null"), "null");
+  EXPECT_EQ(minify_schema_text("{not json"), "{not json");
+}
+
 TEST(ParseMetricsMapping, KeepsStringEntriesInOrder) {
   EXPECT_EQ(parse_metrics_mapping(R"({"device.z": "asset.z", "device.a": "asset.a"})"),
             (Mapping{{"device.z", "asset.z"}, {"device.a", "asset.a"}}));

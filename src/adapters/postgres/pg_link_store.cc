@@ -51,7 +51,8 @@ Result<std::vector<LinkSet>> PgLinkStore::load(std::span<const DeviceKey> keys) 
       link.metrics_mapping = parse_metrics_mapping(PQgetvalue(res, row, 5));
     link.asset_name = PQgetvalue(res, row, 6);
     link.asset_type_id = PQgetvalue(res, row, 7);
-    link.telemetry_schema = PQgetisnull(res, row, 8) ? "null" : PQgetvalue(res, row, 8);
+    link.telemetry_schema =
+        PQgetisnull(res, row, 8) ? "null" : minify_schema_text(PQgetvalue(res, row, 8));
     link.valid_from = micros_or_null(res, row, 9);
     link.valid_until = micros_or_null(res, row, 10);
     sets[ord].links.push_back(std::move(link));
