@@ -1,6 +1,7 @@
 // PgTelemetrySink against the real PostgreSQL (SPEC D11, D12): what one batch's transaction
 // leaves in processed_messages, and a race with another writer of the same message, which the
-// primary key settles. Each test uses assets and message ids of its own.
+// primary key settles; and PgConnection::run_script, which carries the transaction's two
+// requests. Each test uses assets and message ids of its own.
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -91,6 +92,35 @@ TEST(PgSink, ProcessedRowRecordsTheMessageThePreviousScoresAndTheWorker) {
                          " WHERE message_id = $1",
                          {f.message_id(3)}),
             "true");
+}
+
+// PgConnection::run_script, which the sink's two requests use: several statements and a COPY in
+// one round trip, the last rows returned, and nothing after a failed statement.
+TEST(PgConnection, RunScriptFeedsItsCopyReturnsTheLastRowsAndStopsAtAFailure) {
+  PgConnection db(server_urls().database);
+  auto rows = db.run_script("t",
+                            "CREATE TEMP TABLE script_t (x int); ; COPY script_t FROM STDIN;"
+                            " SELECT count(*), sum(x) FROM script_t",
+                            "1\n2\n3\n");
+  ASSERT_TRUE(rows.ok()) << rows.status().to_string();
+  ASSERT_NE(rows->get(), nullptr);
+  EXPECT_EQ(std::string(PQgetvalue(rows->get(), 0, 0)), "3");
+  EXPECT_EQ(std::string(PQgetvalue(rows->get(), 0, 1)), "6");
+
+  // Without BEGIN the script is one implicit transaction: the failure undoes the insert before
+  // it, and the one after it does not run.
+  auto failed = db.run_script(
+      "t", "INSERT INTO script_t VALUES (4); SELECT 1 / 0; INSERT INTO script_t VALUES (5)");
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(db.last_sqlstate(), "22012");
+  auto after = db.run_script("t", "SELECT count(*) FROM script_t");
+  ASSERT_TRUE(after.ok()) << after.status().to_string();
+  EXPECT_EQ(std::string(PQgetvalue(after->get(), 0, 0)), "3");
+
+  // No rows: an empty result.
+  auto none = db.run_script("t", "SET application_name = 'script-test'");
+  ASSERT_TRUE(none.ok()) << none.status().to_string();
+  EXPECT_EQ(none->get(), nullptr);
 }
 
 // The locks and the score updates name the assets inside SQL text (PgConnection::run_script

@@ -181,7 +181,13 @@ Result<PgResult> PgConnection::run_script(std::string_view type, const std::stri
     PgResult r(next);
     switch (PQresultStatus(r.get())) {
       case PGRES_COMMAND_OK:
+      case PGRES_EMPTY_QUERY:  // ";;"
         break;
+      case PGRES_COPY_OUT:
+      case PGRES_COPY_BOTH:
+        // Not a script's: libpq would answer with this result until the copy is read.
+        conn_.reset();
+        return Status::permanent(std::string(type), "a script cannot copy out");
       case PGRES_TUPLES_OK:
         rows = std::move(r);
         break;
