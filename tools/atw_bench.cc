@@ -208,12 +208,12 @@ int main(int argc, char** argv) {
                             Timestamp{now_micros()}, buffer);
         auto begin = db.exec("bench", "BEGIN");
         if (!begin.ok()) die(begin.status());
-        Status st = db.copy_in("bench",
-                               "COPY telemetry_history_ceiling (entity_id, entity_type,"
-                               " metric_key, value, \"timestamp\", received_at, source_device_id,"
-                               " quality) FROM STDIN (FORMAT binary)",
-                               buffer);
-        if (!st.ok()) die(st);
+        auto copied = db.run_script("bench",
+                                    "COPY telemetry_history_ceiling (entity_id, entity_type,"
+                                    " metric_key, value, \"timestamp\", received_at,"
+                                    " source_device_id, quality) FROM STDIN (FORMAT binary)",
+                                    buffer);
+        if (!copied.ok()) die(copied.status());
         auto commit = db.exec("bench", "COMMIT");
         if (!commit.ok()) die(commit.status());
       }

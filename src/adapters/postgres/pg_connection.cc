@@ -125,26 +125,6 @@ Result<PgResult> PgConnection::exec_until(std::string_view type, const char* sql
   return st;
 }
 
-Status PgConnection::copy_in(std::string_view type, const char* copy_sql, std::string_view data) {
-  if (Status st = ensure(); !st.ok()) return st;
-  PgResult r(PQexec(conn_.get(), copy_sql));
-  if (!r || PQresultStatus(r.get()) != PGRES_COPY_IN) {
-    Status st = failure(r.get(), type);
-    if (st.unavailable()) conn_.reset();
-    return st;
-  }
-  if (Status st = feed_copy(type, data); !st.ok()) return st;
-  PgResult end(PQgetResult(conn_.get()));
-  Status st;
-  if (!end || PQresultStatus(end.get()) != PGRES_COMMAND_OK) {
-    st = failure(end.get(), type);
-  }
-  // Drain to the end of the command so the connection is ready for the next one.
-  while (PGresult* extra = PQgetResult(conn_.get())) PQclear(extra);
-  if (st.unavailable()) conn_.reset();
-  return st;
-}
-
 Status PgConnection::feed_copy(std::string_view type, std::string_view data) {
   // Large chunks: libpq buffers, and one call per megabyte keeps the loop out of the profile.
   constexpr size_t kChunk = 1 << 20;

@@ -53,11 +53,10 @@ class PgConnection {
   Result<PgResult> exec_until(std::string_view type, const char* sql,
                               const std::vector<std::optional<std::string>>& params,
                               const std::atomic<bool>& stop);
-  // Sends COPY ... FROM STDIN (BINARY) and streams `data` (already in the COPY format).
-  Status copy_in(std::string_view type, const char* copy_sql, std::string_view data);
   // Runs `sql`, statements separated by semicolons, in one request (the simple query protocol):
   // one round trip for all of them, where exec takes one each. A COPY ... FROM STDIN among them
-  // is fed `copy_data` (at most one may be). The statements after a failed one do not run.
+  // is fed `copy_data` (already in the COPY format; at most one COPY may be). The statements
+  // after a failed one do not run.
   // Returns the last result with rows (empty if none had rows), or the first failure.
   Result<PgResult> run_script(std::string_view type, const std::string& sql,
                               std::string_view copy_data = {});
