@@ -5,13 +5,13 @@
 
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
-#include <libpq-fe.h>
 
 #include <chrono>
 #include <memory>
 #include <string>
 
 #include "adapters/nats/nats_connection.h"
+#include "adapters/postgres/pg_connection.h"
 #include "adapters/redis/redis_link_cache.h"
 #include "common/log.h"
 #include "support/servers.h"
@@ -28,9 +28,9 @@ std::string redis_problem(const std::string& url) {
       redisConnectWithTimeout(address->host.c_str(), address->port, timeout), &redisFree);
   if (!ctx) return "cannot allocate a Redis context";
   if (ctx->err) return ctx->errstr;
-  auto* reply = static_cast<redisReply*>(redisCommand(ctx.get(), "PING"));
-  if (reply == nullptr) return ctx->errstr;
-  freeReplyObject(reply);
+  std::unique_ptr<redisReply, decltype(&freeReplyObject)> reply(
+      static_cast<redisReply*>(redisCommand(ctx.get(), "PING")), &freeReplyObject);
+  if (!reply) return ctx->errstr;
   return {};
 }
 
@@ -41,8 +41,10 @@ class ServersAnswer : public ::testing::Environment {
     if (urls.nats.empty() || urls.database.empty() || urls.redis.empty()) {
       GTEST_FAIL() << "no test runs without the servers";
     }
-    if (PQping(urls.database.c_str()) != PQPING_OK) {
-      GTEST_FAIL() << "PostgreSQL does not answer at ATW_TEST_DATABASE_URL=" << urls.database;
+    PgConnection db(urls.database);
+    if (auto answer = db.exec("check", "SELECT 1"); !answer.ok()) {
+      GTEST_FAIL() << "PostgreSQL does not answer at ATW_TEST_DATABASE_URL=" << urls.database
+                   << ": " << answer.status().to_string();
     }
     Logger log(LogLevel::kError);
     NatsSettings settings;
