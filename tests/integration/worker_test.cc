@@ -354,6 +354,10 @@ TEST(Migrate, RunsTwiceAndKeepsData) {
       "2");
   EXPECT_EQ(s.sql().scalar("SELECT count(*)::text FROM asset_worker_migrations"),
             std::to_string(embedded_migrations().size()));
+  // Room on each page of assets for its rows' next versions (migration 006).
+  EXPECT_EQ(s.sql().scalar("SELECT array_to_string(reloptions, ',') FROM pg_class"
+                           " WHERE oid = 'assets'::regclass"),
+            "fillfactor=50");
 }
 
 }  // namespace
