@@ -23,7 +23,7 @@ atw_log() { printf '\033[1m==> %s %s\033[0m\n' "$(date +%T)" "$*" >&2; }
 ATW_PACKAGES=(build-essential cmake ninja-build pkg-config git ca-certificates
   nats-server libnats-dev postgresql-15 postgresql-client-15 libpq-dev redis-server
   libhiredis-dev libmuparser-dev libsimdjson-dev nlohmann-json3-dev libfmt-dev libcli11-dev
-  libcpp-httplib-dev libgtest-dev libgmock-dev googletest curl)
+  libcpp-httplib-dev libssl-dev libgtest-dev libgmock-dev googletest curl)
 # What scripts/test.sh needs besides (atw_install "${ATW_TEST_PACKAGES[@]}"): clang and libFuzzer
 # for the fuzz targets (libclang-rt holds clang's sanitizer and fuzzer runtimes), and
 # llvm-symbolizer for readable sanitizer reports; Prometheus and promtool, and Debian's python3
