@@ -49,16 +49,23 @@ nonempty = [b for b in sorted(window) if window[b] > (window.get(max([x for x in
 proc_max = nonempty[-1] if nonempty else float("nan")
 
 js, pg, pg1, drain = load("ceiling-js"), load("ceiling-pg"), load("ceiling-pg1"), load("drain")
+# The one-connection ceiling, measured before the drain and again after it (bench/run.sh); the
+# target compares the drain with their mean.
+try:
+    pg1_after = load("ceiling-pg1-after")
+except FileNotFoundError:
+    pg1_after = pg1
+pg1_rate = (pg1["rate"] + pg1_after["rate"]) / 2
 dproc, steady, sproc, check = load("drain-proc"), load("steady"), load("steady-proc"), load("check")
 p = {q: histogram_quantile(q, window) * 1000 for q in (0.5, 0.95, 0.99)}
 
 rows = [
     ("drain rate (msg/s)", f"{drain['rate']:.0f}", ">= 10000", drain["rate"] >= 10000),
     (f"drain / PostgreSQL ceiling, {pg['connections']} connections", f"{drain['rate'] / pg['rate']:.2f}", ">= 0.6", drain["rate"] / pg["rate"] >= 0.6),
-    ("drain / PostgreSQL ceiling, 1 connection", f"{drain['rate'] / pg1['rate']:.2f}", ">= 0.6", drain["rate"] / pg1["rate"] >= 0.6),
+    ("drain / PostgreSQL ceiling, 1 connection (mean of before and after)", f"{drain['rate'] / pg1_rate:.2f}", ">= 0.6", drain["rate"] / pg1_rate >= 0.6),
     ("drain / JetStream ceiling", f"{drain['rate'] / js['rate']:.2f}", "", None),
     (f"PostgreSQL ceiling, {pg['connections']} connections (msg/s)", f"{pg['rate']:.0f}", "", None),
-    ("PostgreSQL ceiling, 1 connection (msg/s)", f"{pg1['rate']:.0f}", "", None),
+    ("PostgreSQL ceiling, 1 connection, before / after the drain (msg/s)", f"{pg1['rate']:.0f}/{pg1_after['rate']:.0f}", "", None),
     ("JetStream ceiling (msg/s)", f"{js['rate']:.0f}", "", None),
     ("worker CPU seconds (drain)", f"{dproc['cpu_seconds']}", "", None),
     ("worker CPU per message (us)", f"{1e6 * float(dproc['cpu_seconds']) / backlog:.1f}", "", None),

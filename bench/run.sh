@@ -47,13 +47,17 @@ build/atw-bench --run "b$stamp" ceiling-jetstream --stream BENCH_IN \
   --subject bench.telemetry.normalized.v1 --count "$BACKLOG" --batch "$BATCH" | tee "$out-ceiling-js.json"
 
 atw_log "ceiling: PostgreSQL alone (COPY the same rows into an identical table)"
-# With as many connections as the worker writes on, and with one (a single COPY stream).
+# With as many connections as the worker writes on, and with one (a single COPY stream). The
+# one-connection ceiling is measured again after the drain (below): the target compares the
+# drain with the mean of the two, as this machine's speed drifts from one minute to the next.
 DATABASE_URL="$BENCH_DB" build/atw-bench --run "c$stamp" ceiling-postgres --count "$BACKLOG" \
   --batch "$BATCH" --connections "$WRITERS" | tee "$out-ceiling-pg.json"
 psql "$BENCH_DB" -qc "TRUNCATE telemetry_history_ceiling"
-DATABASE_URL="$BENCH_DB" build/atw-bench --run "e$stamp" ceiling-postgres --count "$BACKLOG" \
-  --batch "$BATCH" --connections 1 | tee "$out-ceiling-pg1.json"
-psql "$BENCH_DB" -qc "TRUNCATE telemetry_history_ceiling"
+ceiling_pg1() {  # $1: the run id's letter, $2: the output file
+  DATABASE_URL="$BENCH_DB" build/atw-bench --run "$1$stamp" ceiling-postgres --count "$BACKLOG" \
+    --batch "$BATCH" --connections 1 | tee "$2"
+  psql "$BENCH_DB" -qc "TRUNCATE telemetry_history_ceiling"
+}
 
 export INPUT_SUBJECT=bench.telemetry.normalized.v1 OUTPUT_SUBJECT=bench.telemetry.asset.v1 \
   DLQ_SUBJECT=bench.telemetry.dlq NATS_DURABLE=bench-worker HTTP_ADDR=127.0.0.1:19090 \
@@ -91,6 +95,9 @@ settle() {
 }
 
 settle
+ceiling_pg1 e "$out-ceiling-pg1.json"
+
+settle
 atw_log "drain: one worker over the backlog"
 DATABASE_URL="$BENCH_DB" build/asset-worker run 2>"$out-worker-drain.log" &
 worker=$!
@@ -101,6 +108,10 @@ read -r cpu rss < <(proc_stats "$worker")
 read -r nats1 pg1 < <(server_cpu)
 echo "{\"cpu_seconds\":$cpu,\"peak_rss_mb\":$rss,\"nats_cpu_seconds\":$(awk -v a="$nats0" -v b="$nats1" 'BEGIN {printf "%.2f", b - a}'),\"postgres_cpu_seconds\":$(awk -v a="$pg0" -v b="$pg1" 'BEGIN {printf "%.2f", b - a}')}" | tee "$out-drain-proc.json"
 kill -TERM "$worker"; wait "$worker" || true
+
+settle
+atw_log "ceiling: PostgreSQL alone, 1 connection, again after the drain"
+ceiling_pg1 f "$out-ceiling-pg1-after.json"
 
 settle
 atw_log "steady: $RATE messages/s offered for $STEADY_SECONDS s"
