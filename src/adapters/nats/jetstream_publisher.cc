@@ -9,9 +9,6 @@ namespace atw {
 
 namespace {
 using SteadyClock = std::chrono::steady_clock;
-struct MsgDeleter {
-  void operator()(natsMsg* m) const { natsMsg_Destroy(m); }
-};
 }  // namespace
 
 Status parse_pub_ack(std::string_view body) {
@@ -64,13 +61,14 @@ std::shared_ptr<JetStreamPublisher::Ticket> JetStreamPublisher::send(
     std::fill(t->answered.begin(), t->answered.end(), true);
     return t;
   }
+  MessageBin sent;
   for (size_t i = 0; i < messages.size(); ++i) {
     const auto& m = messages[i];
     const std::string reply = fmt::format("{}.{}", inbox_, t->first_id + i);
     natsMsg* raw = nullptr;
     natsStatus s = natsMsg_Create(&raw, m.subject.c_str(), reply.c_str(), m.payload.data(),
                                   static_cast<int>(m.payload.size()));
-    std::unique_ptr<natsMsg, MsgDeleter> msg(raw);
+    if (raw != nullptr) sent.add(raw);
     if (s == NATS_OK && !m.msg_id.empty()) {
       s = natsMsgHeader_Set(raw, "Nats-Msg-Id", m.msg_id.c_str());
     }
@@ -105,6 +103,7 @@ void JetStreamPublisher::deliver(uint64_t id, Status status) {
 }
 
 std::vector<Status> JetStreamPublisher::collect(Ticket& t) {
+  MessageBin answers;
   bool no_responders = false;
   while (t.waiting > 0) {
     const auto left =
@@ -124,7 +123,7 @@ std::vector<Status> JetStreamPublisher::collect(Ticket& t) {
       continue;
     }
     if (s != NATS_OK) break;
-    std::unique_ptr<natsMsg, MsgDeleter> msg(raw);
+    answers.add(raw);
     const std::string_view subject = natsMsg_GetSubject(raw);
     uint64_t id = 0;
     if (subject.size() <= inbox_.size() + 1) continue;

@@ -148,6 +148,7 @@ void JetStreamSource::take(natsMsg* msg, std::vector<Delivery>& out) {
 Result<std::vector<Delivery>> JetStreamSource::fetch(size_t max, milliseconds wait, size_t ahead,
                                                      const std::function<bool()>& other_work) {
   std::vector<Delivery> out;
+  MessageBin taken;
   if (!nc_.connected()) {
     return Status::unavailable("nats_unavailable", "not connected to NATS");
   }
@@ -191,7 +192,7 @@ Result<std::vector<Delivery>> JetStreamSource::fetch(size_t max, milliseconds wa
                                  fmt::format("next message: {}", natsStatus_GetText(s)));
     }
     take(msg, out);
-    natsMsg_Destroy(msg);
+    taken.add(msg);
   }
   return out;
 }
@@ -204,11 +205,12 @@ uint64_t JetStreamSource::queued() const {
 void JetStreamSource::keep_buffered_alive() {
   if (uint64_t waiting = queued(); waiting > 0) {
     std::vector<Delivery> taken;
+    MessageBin bin;
     for (; waiting > 0; --waiting) {
       natsMsg* msg = nullptr;
       if (natsSubscription_NextMsg(&msg, sub_.get(), 1) != NATS_OK) break;
       take(msg, taken);
-      natsMsg_Destroy(msg);
+      bin.add(msg);
     }
     std::move(taken.begin(), taken.end(), std::back_inserter(held_));
   }
