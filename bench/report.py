@@ -61,7 +61,10 @@ p = {q: histogram_quantile(q, window) * 1000 for q in (0.5, 0.95, 0.99)}
 
 rows = [
     ("drain rate (msg/s)", f"{drain['rate']:.0f}", ">= 10000", drain["rate"] >= 10000),
-    (f"drain / PostgreSQL ceiling, {pg['connections']} connections", f"{drain['rate'] / pg['rate']:.2f}", ">= 0.6", drain["rate"] / pg["rate"] >= 0.6),
+    # Information: PostgreSQL alone on as many connections as the worker has writers uses both
+    # cores, which the worker shares with nats-server; the target is held against one COPY
+    # stream (README, Benchmark).
+    (f"drain / PostgreSQL ceiling, {pg['connections']} connections", f"{drain['rate'] / pg['rate']:.2f}", "", None),
     ("drain / PostgreSQL ceiling, 1 connection (mean of before and after)", f"{drain['rate'] / pg1_rate:.2f}", ">= 0.6", drain["rate"] / pg1_rate >= 0.6),
     ("drain / JetStream ceiling", f"{drain['rate'] / js['rate']:.2f}", "", None),
     (f"PostgreSQL ceiling, {pg['connections']} connections (msg/s)", f"{pg['rate']:.0f}", "", None),
@@ -98,6 +101,9 @@ print()
 print(f"{'figure':<{width}}  {'value':>12}  {'target':>8}  result")
 for name, value, target, ok in rows:
     print(f"{name:<{width}}  {value:>12}  {target:>8}  {verdict(ok)}")
+NOTE = ("The ratio's target is held against one COPY stream: PostgreSQL alone on the worker's "
+        "number of connections uses both cores, which the worker shares with nats-server.")
+print(NOTE)
 
 with open(f"{prefix}.md", "w") as f:
     f.write(f"# Benchmark {prefix.split('bench-')[-1]}\n\n")
@@ -106,6 +112,7 @@ with open(f"{prefix}.md", "w") as f:
     f.write("| figure | value | target | result |\n|---|---|---|---|\n")
     for name, value, target, ok in rows:
         f.write(f"| {name} | {value} | {target} | {verdict(ok)} |\n")
+    f.write(f"\n{NOTE}\n")
     f.write(f"\n![throughput and latency]({prefix.split('/')[-1]}.png)\n")
 
 plot = f"""
