@@ -16,13 +16,10 @@ namespace {
 class Sha1 {
  public:
   Sha1() {
-    static EVP_MD* const md = fetch();
-    struct CtxFree {
-      void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-    };
+    static const std::unique_ptr<EVP_MD, MdFree> md(fetch());
     thread_local const std::unique_ptr<EVP_MD_CTX, CtxFree> ctx(EVP_MD_CTX_new());
     ctx_ = ctx.get();
-    check(ctx_ != nullptr && EVP_DigestInit_ex2(ctx_, md, nullptr) == 1);
+    check(ctx_ != nullptr && EVP_DigestInit_ex2(ctx_, md.get(), nullptr) == 1);
   }
 
   void update(const void* data, size_t len) { check(EVP_DigestUpdate(ctx_, data, len) == 1); }
@@ -35,6 +32,13 @@ class Sha1 {
   }
 
  private:
+  struct MdFree {
+    void operator()(EVP_MD* m) const { EVP_MD_free(m); }
+  };
+  struct CtxFree {
+    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+  };
+
   static EVP_MD* fetch() {
     EVP_MD* md = EVP_MD_fetch(nullptr, "SHA1", nullptr);
     check(md != nullptr);

@@ -68,7 +68,7 @@ std::shared_ptr<JetStreamPublisher::Ticket> JetStreamPublisher::send(
     natsMsg* raw = nullptr;
     natsStatus s = natsMsg_Create(&raw, m.subject.c_str(), reply.c_str(), m.payload.data(),
                                   static_cast<int>(m.payload.size()));
-    if (raw != nullptr) sent.add(raw);
+    if (raw != nullptr) sent.emplace_back(raw);
     if (s == NATS_OK && !m.msg_id.empty()) {
       s = natsMsgHeader_Set(raw, "Nats-Msg-Id", m.msg_id.c_str());
     }
@@ -123,7 +123,7 @@ std::vector<Status> JetStreamPublisher::collect(Ticket& t) {
       continue;
     }
     if (s != NATS_OK) break;
-    answers.add(raw);
+    answers.emplace_back(raw);
     const std::string_view subject = natsMsg_GetSubject(raw);
     uint64_t id = 0;
     if (subject.size() <= inbox_.size() + 1) continue;

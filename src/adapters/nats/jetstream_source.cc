@@ -192,7 +192,7 @@ Result<std::vector<Delivery>> JetStreamSource::fetch(size_t max, milliseconds wa
                                  fmt::format("next message: {}", natsStatus_GetText(s)));
     }
     take(msg, out);
-    taken.add(msg);
+    taken.emplace_back(msg);
   }
   return out;
 }
@@ -210,7 +210,7 @@ void JetStreamSource::keep_buffered_alive() {
       natsMsg* msg = nullptr;
       if (natsSubscription_NextMsg(&msg, sub_.get(), 1) != NATS_OK) break;
       take(msg, taken);
-      bin.add(msg);
+      bin.emplace_back(msg);
     }
     std::move(taken.begin(), taken.end(), std::back_inserter(held_));
   }

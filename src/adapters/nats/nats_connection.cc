@@ -147,8 +147,8 @@ Result<std::string> NatsConnection::api(const std::string& subject, const std::s
   if (s != NATS_OK) {
     return Status::unavailable("nats_unavailable", fmt::format("{}: {}", subject, nats_error(s)));
   }
+  const MessagePtr owned(reply);
   std::string text(natsMsg_GetData(reply), static_cast<size_t>(natsMsg_GetDataLength(reply)));
-  natsMsg_Destroy(reply);
   const auto json = nlohmann::json::parse(text, nullptr, false);
   if (json.is_object() && json.contains("error")) {
     const auto& e = json["error"];
