@@ -21,25 +21,38 @@ std::string asset_event_id(std::string_view source_message_id, std::string_view 
   return uuid_v5(kEventNamespace, name);
 }
 
-std::string to_json(const AssetEvent& event) {
+const std::string& EventEncoder::text_of(InstantText& cache, Timestamp t,
+                                         std::string (*format)(Timestamp)) {
+  if (cache.at != t) {
+    cache.text = format(t);
+    cache.at = t;
+  }
+  return cache.text;
+}
+
+std::string EventEncoder::encode(const AssetEvent& event) {
   std::string out;
   out.reserve(320 + event.metrics.size() * 32);
   JsonWriter w(out);
   w.begin_object();
-  w.key("messageId").string(event.message_id);
-  w.key("assetId").string(event.asset_id);
-  w.key("deviceId").string(event.device_id);
-  w.key("organizationId").string(event.organization_id);
-  w.key("timestamp").string(format_rfc3339(event.timestamp));
-  w.key("metrics").begin_object();
+  w.plain_key("messageId").string(event.message_id);
+  w.plain_key("assetId").string(event.asset_id);
+  w.plain_key("deviceId").string(event.device_id);
+  w.plain_key("organizationId").string(event.organization_id);
+  w.plain_key("timestamp").string(text_of(timestamp_, event.timestamp, format_rfc3339));
+  w.plain_key("metrics").begin_object();
   for (const Metric& m : event.metrics) w.key(m.name).number(m.value);
   w.end_object();
-  w.key("healthScore").number(event.health_score);
-  w.key("previousHealthScore").optional_number(event.previous_health_score);
-  w.key("processedAt").string(format_iso_millis(event.processed_at));
-  w.key("processorVersion").string(kProcessorVersion);
+  w.plain_key("healthScore").number(event.health_score);
+  w.plain_key("previousHealthScore").optional_number(event.previous_health_score);
+  w.plain_key("processedAt").string(text_of(processed_at_, event.processed_at, format_iso_millis));
+  w.plain_key("processorVersion").string(kProcessorVersion);
   w.end_object();
   return out;
+}
+
+std::string to_json(const AssetEvent& event) {
+  return EventEncoder().encode(event);
 }
 
 }  // namespace atw

@@ -29,8 +29,28 @@ struct AssetEvent {
 // republishes under the same Nats-Msg-Id and JetStream drops the copy.
 std::string asset_event_id(std::string_view source_message_id, std::string_view asset_id);
 
-// The seed's fields, exactly: messageId, assetId, deviceId, organizationId, timestamp, metrics,
-// healthScore, previousHealthScore, processedAt, processorVersion.
+// The event's JSON: the seed's fields, exactly: messageId, assetId, deviceId, organizationId,
+// timestamp, metrics, healthScore, previousHealthScore, processedAt, processorVersion.
+//
+// The events of a batch share their processedAt, and those of one message their timestamp: an
+// encoder formats each instant once and reuses the text while the instant repeats.
+class EventEncoder {
+ public:
+  std::string encode(const AssetEvent& event);
+
+ private:
+  struct InstantText {
+    std::optional<Timestamp> at;
+    std::string text;
+  };
+  static const std::string& text_of(InstantText& cache, Timestamp t,
+                                    std::string (*format)(Timestamp));
+
+  InstantText timestamp_;
+  InstantText processed_at_;
+};
+
+// One event's JSON (an EventEncoder's, for a single event).
 std::string to_json(const AssetEvent& event);
 
 }  // namespace atw

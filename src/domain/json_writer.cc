@@ -1,6 +1,8 @@
 #include "domain/json_writer.h"
 
+#include <algorithm>
 #include <array>
+#include <cassert>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -48,6 +50,25 @@ constexpr auto kVerbatim = [] {
   for (int c = 0x20; c < 0x80; ++c) t[c] = c != '"' && c != '\\';
   return t;
 }();
+
+bool is_verbatim(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return kVerbatim[static_cast<unsigned char>(c)]; });
+}
+
+// Appends `"s"` (`s` all verbatim bytes) with an optional comma before and colon after, in one
+// step: most keys and strings need no escaping, and short appends cost more than the bytes.
+void append_plain(std::string& out, bool comma, std::string_view s, bool colon) {
+  const size_t at = out.size();
+  out.resize(at + (comma ? 1 : 0) + s.size() + 2 + (colon ? 1 : 0));
+  char* p = out.data() + at;
+  if (comma) *p++ = ',';
+  *p++ = '"';
+  std::memcpy(p, s.data(), s.size());
+  p += s.size();
+  *p++ = '"';
+  if (colon) *p = ':';
+}
 
 // Appends `s` as a JSON string literal. One pass: runs of bytes that need no escaping (including
 // well-formed multi-byte sequences) are copied in one append.
@@ -131,6 +152,17 @@ void append_js_number(std::string& out, double v) {
     out.append(buf, res.ptr);
     return;
   }
+  if (v >= 1e-6 && v < 1e15) {
+    // Most readings: the shortest round-trip form, when it comes out in plain notation, is
+    // JavaScript's (the same digits, laid out the same way in this range). When the scientific
+    // form is shorter (1.5e-05), it is laid out below.
+    char plain[32];
+    const auto res = std::to_chars(plain, plain + sizeof plain, v);
+    if (std::find(plain, res.ptr, 'e') == res.ptr) {
+      out.append(plain, res.ptr);
+      return;
+    }
+  }
   // Shortest round-trip scientific form: d[.ddd]e±XX.
   char sci[32];
   const auto res = std::to_chars(sci, sci + sizeof sci, v, std::chars_format::scientific);
@@ -200,6 +232,7 @@ JsonWriter& JsonWriter::end_array() {
 }
 
 JsonWriter& JsonWriter::key(std::string_view k) {
+  if (is_verbatim(k)) return plain_key(k);
   separate();
   append_quoted(out_, k);
   out_ += ':';
@@ -207,9 +240,20 @@ JsonWriter& JsonWriter::key(std::string_view k) {
   return *this;
 }
 
+JsonWriter& JsonWriter::plain_key(std::string_view k) {
+  assert(is_verbatim(k));
+  append_plain(out_, need_comma_, k, true);
+  need_comma_ = false;
+  return *this;
+}
+
 JsonWriter& JsonWriter::string(std::string_view s) {
-  separate();
-  append_quoted(out_, s);
+  if (is_verbatim(s)) {
+    append_plain(out_, need_comma_, s, false);
+  } else {
+    separate();
+    append_quoted(out_, s);
+  }
   need_comma_ = true;
   return *this;
 }

@@ -234,6 +234,7 @@ void BatchProcessor::write_range(const std::vector<Item*>& owners,
 
 void BatchProcessor::send_events(InFlight& f) {
   const Timestamp processed_at = d_.clock.now();
+  EventEncoder encoder;
   uint64_t duplicates = 0;
   for (auto& item : f.items) {
     if (item.result < 0 || item.fate != Fate::kPending) continue;
@@ -252,7 +253,7 @@ void BatchProcessor::send_events(InFlight& f) {
                     a.health_score,
                     j < o.previous_scores.size() ? o.previous_scores[j] : std::nullopt,
                     processed_at};
-      std::string payload = to_json(ev);
+      std::string payload = encoder.encode(ev);
       f.events.push_back(
           OutboundMessage{settings_.event_subject, std::move(ev.message_id), std::move(payload)});
       f.event_owner.push_back(&item);

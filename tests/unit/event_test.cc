@@ -87,5 +87,22 @@ TEST(AssetEventJson, EmptyMetricsIsEmptyObject) {
   EXPECT_TRUE(j["metrics"].empty());
 }
 
+TEST(EventEncoder, ReusedTextFollowsEveryChangeOfInstant) {
+  // An encoder keeps the last text of each instant: it must never give an event another's.
+  const AssetEvent base = pump_a_event();
+  const Timestamp times[] = {base.timestamp, base.timestamp, Timestamp{base.timestamp.micros + 1},
+                             base.timestamp, Timestamp{base.timestamp.micros + 1500}};
+  EventEncoder encoder;
+  for (size_t i = 0; i < std::size(times); ++i) {
+    AssetEvent e = base;
+    e.timestamp = times[i];
+    e.processed_at = Timestamp{base.processed_at.micros + static_cast<int64_t>(i / 2) * 1000};
+    EXPECT_EQ(encoder.encode(e), to_json(e)) << i;
+    const ordered_json j = ordered_json::parse(encoder.encode(e));
+    EXPECT_EQ(j["timestamp"], format_rfc3339(times[i])) << i;
+    EXPECT_EQ(j["processedAt"], format_iso_millis(e.processed_at)) << i;
+  }
+}
+
 }  // namespace
 }  // namespace atw

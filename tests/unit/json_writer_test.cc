@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -60,6 +61,11 @@ TEST(JsonWriterNumber, MatchesJavaScriptToString) {
       {1e15, "1000000000000000"},
       {-123456.0, "-123456"},
       {4503599627370497.0, "4503599627370497"},
+      {11.5, "11.5"},
+      {1.5e-5, "0.000015"},
+      {123456.789, "123456.789"},
+      {999999999999999.9, "999999999999999.9"},
+      {0.0000015, "0.0000015"},
   };
   for (const auto& c : cases) EXPECT_EQ(num(c.v), c.js) << c.js;
 }
@@ -85,6 +91,41 @@ TEST(JsonWriterNumber, RandomValuesRoundTripAndAreValidJson) {
     EXPECT_EQ(std::strtod(s.c_str(), nullptr), v == 0 ? 0.0 : v) << s;
     EXPECT_TRUE(nlohmann::json::accept(s)) << s;
     EXPECT_EQ(s.find(".e"), std::string::npos) << s;
+  }
+}
+
+// The shortest round-trip digits of `v`: its scientific form without the point and exponent.
+std::string shortest_digits(double v) {
+  char buf[40];
+  const auto end = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific).ptr;
+  std::string digits;
+  for (const char* p = buf; p < end && *p != 'e'; ++p) {
+    if (*p != '.' && *p != '-') digits += *p;
+  }
+  return digits;
+}
+
+TEST(JsonWriterNumber, PlainRangeHasTheShortestDigitsInPlainNotation) {
+  // JavaScript writes 1e-6 <= |v| < 1e21 in plain notation, with the shortest digits that
+  // round-trip. Values spread over that range by their exponent, fractions most of them.
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> exponent(-6, 15);
+  std::uniform_real_distribution<double> mantissa(1, 10);
+  for (int i = 0; i < 20000; ++i) {
+    const double v = mantissa(rng) * std::pow(10.0, std::floor(exponent(rng)));
+    if (v < 1e-6 || v >= 1e15) continue;
+    const std::string s = num(v);
+    EXPECT_EQ(s.find('e'), std::string::npos) << s;
+    EXPECT_EQ(std::strtod(s.c_str(), nullptr), v) << s;
+    std::string digits;
+    for (char c : s) {
+      if (c != '.' && c != '-') digits += c;
+    }
+    digits.erase(0, digits.find_first_not_of('0'));  // 0.000015 -> 15
+    if (s.find('.') == std::string::npos) {
+      digits.erase(digits.find_last_not_of('0') + 1);  // 1500 -> 15
+    }
+    EXPECT_EQ(digits, shortest_digits(v)) << s;
   }
 }
 
@@ -190,6 +231,24 @@ TEST(JsonWriterStructure, AppendsToExistingContent) {
   std::string out = "prefix:";
   JsonWriter(out).begin_array().string("k\"").end_array();
   EXPECT_EQ(out, R"(prefix:["k\""])");
+}
+
+TEST(JsonWriterStructure, PlainKeysAndStringsTakeCommasLikeTheRest) {
+  std::string out;
+  JsonWriter(out)
+      .begin_object()
+      .plain_key("a")
+      .string("x")
+      .plain_key("b")
+      .begin_array()
+      .string("y")
+      .string("z\n")
+      .string("")
+      .end_array()
+      .key("c")
+      .string("w")
+      .end_object();
+  EXPECT_EQ(out, R"({"a":"x","b":["y","z\n",""],"c":"w"})");
 }
 
 TEST(JsonWriterStructure, KeysAreEscaped) {

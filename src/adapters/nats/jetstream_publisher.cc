@@ -62,9 +62,15 @@ std::shared_ptr<JetStreamPublisher::Ticket> JetStreamPublisher::send(
     return t;
   }
   MessageBin sent;
+  sent.reserve(messages.size());
+  // The reply subjects: the inbox, a dot, then the publish's id.
+  std::string reply = inbox_ + '.';
+  const size_t id_at = reply.size();
   for (size_t i = 0; i < messages.size(); ++i) {
     const auto& m = messages[i];
-    const std::string reply = fmt::format("{}.{}", inbox_, t->first_id + i);
+    char id[24];
+    const auto id_end = std::to_chars(id, id + sizeof id, t->first_id + i).ptr;
+    reply.replace(id_at, std::string::npos, id, static_cast<size_t>(id_end - id));
     natsMsg* raw = nullptr;
     natsStatus s = natsMsg_Create(&raw, m.subject.c_str(), reply.c_str(), m.payload.data(),
                                   static_cast<int>(m.payload.size()));
