@@ -11,8 +11,10 @@ ATW_NATS_PORT="${ATW_NATS_PORT:-14222}"
 ATW_PG_PORT="${ATW_PG_PORT:-15432}"
 ATW_REDIS_PORT="${ATW_REDIS_PORT:-16379}"
 ATW_PG_BIN="/usr/lib/postgresql/15/bin"
-# nats-server's garbage collector target (see atw_start_nats).
+# nats-server's garbage collector target and its Go scheduler's processors (see atw_start_nats);
+# an empty ATW_NATS_GOMAXPROCS leaves Go's default, one per core.
 ATW_NATS_GOGC="${ATW_NATS_GOGC:-400}"
+ATW_NATS_GOMAXPROCS="${ATW_NATS_GOMAXPROCS-1}"
 
 export NATS_URL="nats://127.0.0.1:${ATW_NATS_PORT}"
 export DATABASE_URL="postgresql://postgres@127.0.0.1:${ATW_PG_PORT}/asset_telemetry"
@@ -75,7 +77,14 @@ atw_start_nats() {
   # GOGC=400: the collector runs a quarter as often. The duplicate windows keep every message id
   # of the last 10 minutes on the heap, and each collection marks them all, taking a core from
   # the worker and PostgreSQL on a small machine (README, "Benchmark").
-  GOGC="$ATW_NATS_GOGC" nats-server -a 127.0.0.1 -p "$ATW_NATS_PORT" \
+  # GOMAXPROCS=1: these servers and the worker share the machine's cores, and nats-server needs
+  # well under one; run on one scheduler processor it spent less CPU per message in a drain,
+  # and so did the worker beside it (README, "Benchmark").
+  # disable_sublist_cache: nearly every subject this server routes is used once (each message's
+  # ack subject, each PubAck's reply subject), so its subject cache only churns.
+  echo "disable_sublist_cache: true" >"$ATW_STATE/nats.conf"
+  env GOGC="$ATW_NATS_GOGC" ${ATW_NATS_GOMAXPROCS:+GOMAXPROCS="$ATW_NATS_GOMAXPROCS"} \
+    nats-server -c "$ATW_STATE/nats.conf" -a 127.0.0.1 -p "$ATW_NATS_PORT" \
     -m "$((ATW_NATS_PORT + 4000))" -js \
     -sd "$ATW_STATE/nats" -P "$ATW_STATE/nats.pid" -l "$ATW_STATE/nats.log" </dev/null >/dev/null 2>&1 &
   disown
