@@ -35,18 +35,18 @@ std::string EventEncoder::encode(const AssetEvent& event) {
   out.reserve(320 + event.metrics.size() * 32);
   JsonWriter w(out);
   w.begin_object();
-  w.plain_key("messageId").string(event.message_id);
-  w.plain_key("assetId").string(event.asset_id);
-  w.plain_key("deviceId").string(event.device_id);
-  w.plain_key("organizationId").string(event.organization_id);
-  w.plain_key("timestamp").string(text_of(timestamp_, event.timestamp, format_rfc3339));
-  w.plain_key("metrics").begin_object();
+  w.key("messageId").string(event.message_id);
+  w.key("assetId").string(event.asset_id);
+  w.key("deviceId").string(event.device_id);
+  w.key("organizationId").string(event.organization_id);
+  w.key("timestamp").string(text_of(timestamp_, event.timestamp, format_rfc3339));
+  w.key("metrics").begin_object();
   for (const Metric& m : event.metrics) w.key(m.name).number(m.value);
   w.end_object();
-  w.plain_key("healthScore").number(event.health_score);
-  w.plain_key("previousHealthScore").optional_number(event.previous_health_score);
-  w.plain_key("processedAt").string(text_of(processed_at_, event.processed_at, format_iso_millis));
-  w.plain_key("processorVersion").string(kProcessorVersion);
+  w.key("healthScore").number(event.health_score);
+  w.key("previousHealthScore").optional_number(event.previous_health_score);
+  w.key("processedAt").string(text_of(processed_at_, event.processed_at, format_iso_millis));
+  w.key("processorVersion").string(kProcessorVersion);
   w.end_object();
   return out;
 }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cassert>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -57,7 +56,7 @@ bool is_verbatim(std::string_view s) {
 }
 
 // Appends `"s"` (`s` all verbatim bytes) with an optional comma before and colon after, in one
-// step: most keys and strings need no escaping, and short appends cost more than the bytes.
+// step: the common case, a key or string that needs no escaping.
 void append_plain(std::string& out, bool comma, std::string_view s, bool colon) {
   const size_t at = out.size();
   out.resize(at + (comma ? 1 : 0) + s.size() + 2 + (colon ? 1 : 0));
@@ -232,18 +231,14 @@ JsonWriter& JsonWriter::end_array() {
 }
 
 JsonWriter& JsonWriter::key(std::string_view k) {
-  if (is_verbatim(k)) return plain_key(k);
-  separate();
-  append_quoted(out_, k);
-  out_ += ':';
+  if (is_verbatim(k)) {
+    append_plain(out_, need_comma_, k, true);
+  } else {
+    separate();
+    append_quoted(out_, k);
+    out_ += ':';
+  }
   need_comma_ = false;  // the value follows the colon directly
-  return *this;
-}
-
-JsonWriter& JsonWriter::plain_key(std::string_view k) {
-  assert(is_verbatim(k));
-  append_plain(out_, need_comma_, k, true);
-  need_comma_ = false;
   return *this;
 }
 

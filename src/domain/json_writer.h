@@ -18,9 +18,6 @@ class JsonWriter {
   JsonWriter& begin_array();
   JsonWriter& end_array();
   JsonWriter& key(std::string_view k);
-  // A key of the program's own (a field name, never data): written as it is, unescaped. It must
-  // be printable ASCII without `"` or `\`.
-  JsonWriter& plain_key(std::string_view k);
   JsonWriter& string(std::string_view s);  // escapes per RFC 8259; invalid UTF-8 becomes U+FFFD
   JsonWriter& number(double v);            // shortest round-trip form; non-finite becomes null
   JsonWriter& integer(int64_t v);

@@ -2,10 +2,9 @@
 
 #include <openssl/evp.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 
 namespace atw {
 namespace {
@@ -46,12 +45,11 @@ class Sha1 {
   }
 
   // Hashing fails only when libcrypto cannot allocate or offers no SHA-1 (a provider
-  // configuration without it): event ids cannot be made, so the worker stops rather than
-  // publish events whose ids would not deduplicate.
+  // configuration without it): event ids cannot be made, so the worker stops (nothing catches
+  // this; the runtime prints it as it terminates) rather than publish events whose ids would not
+  // deduplicate.
   static void check(bool ok) {
-    if (ok) return;
-    std::fputs("fatal: libcrypto SHA-1 unavailable\n", stderr);
-    std::abort();
+    if (!ok) throw std::runtime_error("libcrypto SHA-1 unavailable");
   }
 
   EVP_MD_CTX* ctx_ = nullptr;

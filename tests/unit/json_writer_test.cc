@@ -233,13 +233,13 @@ TEST(JsonWriterStructure, AppendsToExistingContent) {
   EXPECT_EQ(out, R"(prefix:["k\""])");
 }
 
-TEST(JsonWriterStructure, PlainKeysAndStringsTakeCommasLikeTheRest) {
+TEST(JsonWriterStructure, UnescapedKeysAndStringsTakeCommasLikeTheRest) {
   std::string out;
   JsonWriter(out)
       .begin_object()
-      .plain_key("a")
+      .key("a")
       .string("x")
-      .plain_key("b")
+      .key("b")
       .begin_array()
       .string("y")
       .string("z\n")
