@@ -35,7 +35,18 @@ CREATE TRIGGER asset_worker_link_change
   AFTER UPDATE OR DELETE ON asset_types
   FOR EACH STATEMENT EXECUTE FUNCTION asset_worker_notify_link_change();
 
-DROP TRIGGER IF EXISTS asset_worker_link_change ON assets;
-CREATE TRIGGER asset_worker_link_change
-  AFTER UPDATE OF asset_type_id, tenant_id, name OR DELETE ON assets
-  FOR EACH STATEMENT EXECUTE FUNCTION asset_worker_notify_link_change();
+-- The columns of assets that cached links carry: tenant_id only where the table has it (an
+-- adopted table may not; SPEC D15).
+DO $$
+DECLARE
+  columns text := 'asset_type_id, name';
+BEGIN
+  IF EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'assets'::regclass
+             AND attname = 'tenant_id' AND attnum > 0 AND NOT attisdropped) THEN
+    columns := columns || ', tenant_id';
+  END IF;
+  DROP TRIGGER IF EXISTS asset_worker_link_change ON assets;
+  EXECUTE format('CREATE TRIGGER asset_worker_link_change AFTER UPDATE OF %s OR DELETE ON assets'
+                 ' FOR EACH STATEMENT EXECUTE FUNCTION asset_worker_notify_link_change()', columns);
+END;
+$$;

@@ -4,66 +4,18 @@
 -- telemetry_history_maintain below makes the partitions ahead of time and drops them past a
 -- retention; `asset-worker maintain` runs it, and so does every worker on a timer.
 --
--- An existing unpartitioned telemetry_history is converted here, in this migration's
--- transaction, and keeps every row where it is: the table itself becomes the partition
--- telemetry_history_legacy, FROM (MINVALUE) TO (the start of today, UTC), with its index. Its
--- rows of today or later move to the DEFAULT partition first (then to today's partition, below).
--- Nothing is rewritten; the table is read twice (that move, and ATTACH's check of the bound).
--- Views other services made on the old table follow it to telemetry_history_legacy (PostgreSQL
--- binds a view to a table, not to its name), so they must be recreated; grants are copied.
+-- The worker partitions a telemetry_history it creates itself (migration 001). One that another
+-- service created is adopted as it is: `asset-worker storage history-partitions` converts it, on
+-- an operator's word, after a dry run that says what it will do and lock (docs/adopting.md).
+-- While it is not partitioned, maintenance leaves it alone: it makes and drops no partition, and
+-- deletes none of its rows.
 --
--- processed_messages stays one table, not partitioned: its primary key on message_id across all
--- time is what makes a redelivery write nothing twice (SPEC D11) whichever partition the first
--- copy's rows went to. Partitioning it by time would put the time into that key.
-
-SET LOCAL statement_timeout = 0;  -- the conversion reads the whole old table
-
-DO $$
-DECLARE
-  today timestamptz := date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
-  owner_name text;
-  g record;
-BEGIN
-  IF (SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass('telemetry_history'))
-     IS DISTINCT FROM 'r' THEN
-    RETURN;  -- already partitioned (or made elsewhere): nothing to convert
-  END IF;
-  ALTER TABLE telemetry_history RENAME TO telemetry_history_legacy;
-  IF to_regclass('telemetry_history_entity_time_idx') IS NOT NULL THEN
-    ALTER INDEX telemetry_history_entity_time_idx
-      RENAME TO telemetry_history_legacy_entity_time_idx;
-  END IF;
-  -- The same columns, defaults and checks as the table there is, whoever added them.
-  CREATE TABLE telemetry_history (LIKE telemetry_history_legacy INCLUDING DEFAULTS
-    INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION INCLUDING COMMENTS
-    INCLUDING GENERATED) PARTITION BY RANGE ("timestamp");
-  CREATE INDEX telemetry_history_entity_time_idx ON telemetry_history (entity_id, "timestamp");
-  SELECT pg_get_userbyid(c.relowner) INTO owner_name
-    FROM pg_class c WHERE c.oid = 'telemetry_history_legacy'::regclass;
-  EXECUTE format('ALTER TABLE telemetry_history OWNER TO %I', owner_name);
-  FOR g IN
-    SELECT a.grantee, a.privilege_type, a.is_grantable
-    FROM pg_class c, aclexplode(c.relacl) a
-    WHERE c.oid = 'telemetry_history_legacy'::regclass AND a.grantee <> c.relowner
-  LOOP
-    EXECUTE format('GRANT %s ON telemetry_history TO %s%s', g.privilege_type,
-                   CASE WHEN g.grantee = 0 THEN 'PUBLIC'
-                        ELSE quote_ident(pg_get_userbyid(g.grantee)) END,
-                   CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
-  END LOOP;
-  CREATE TABLE telemetry_history_default PARTITION OF telemetry_history DEFAULT;
-  WITH moved AS (
-    DELETE FROM telemetry_history_legacy WHERE "timestamp" >= today RETURNING *
-  )
-  INSERT INTO telemetry_history_default SELECT * FROM moved;
-  IF EXISTS (SELECT FROM telemetry_history_legacy) THEN
-    EXECUTE format('ALTER TABLE telemetry_history ATTACH PARTITION telemetry_history_legacy'
-                   ' FOR VALUES FROM (MINVALUE) TO (%L)', today);
-  ELSE
-    DROP TABLE telemetry_history_legacy;
-  END IF;
-END;
-$$;
+-- processed_messages stays one table, not partitioned: its primary key on the message's identity
+-- across all time is what makes a redelivery write nothing twice (SPEC D11) whichever partition
+-- the first copy's rows went to. Partitioning it by time would put the time into that key.
+--
+-- (This file was written again when adoption was: databases that applied its first text had an
+-- unpartitioned telemetry_history converted here.)
 
 -- Retention deletes old processed_messages rows by processed_at. BRIN: the rows arrive in
 -- processed_at order, so a few pages of summary find them, and inserts pay next to nothing.
@@ -115,6 +67,10 @@ DECLARE
 BEGIN
   relation := NULL;
   moved := NULL;
+  IF (SELECT c.relkind FROM pg_class c WHERE c.oid = parent) <> 'p' THEN
+    RAISE EXCEPTION 'telemetry_history is not partitioned'
+      USING HINT = 'asset-worker storage history-partitions --dry-run says how to convert it';
+  END IF;
   -- Reentrant: telemetry_history_maintain holds it already; anyone else waits for it.
   PERFORM pg_advisory_xact_lock(7216402292);
   IF EXISTS (SELECT FROM telemetry_history_partitions() p
@@ -148,6 +104,8 @@ $$;
 --   dropped  <partition>  NULL
 --   created  <partition>  <rows moved into it from the DEFAULT partition>
 --   skipped  NULL         NULL     (another session is maintaining: replicas run this together)
+-- On a telemetry_history that is not partitioned (adopted as it is), only forgets the
+-- processed_messages rows past the retention: its rows are its owner's to keep or delete.
 -- Makes the daily partitions from `today` (default: the current UTC date) to today + ahead_days
 -- that do not exist, and those of the days since the newest partition ended if maintenance has
 -- not run for longer than that (days past the retention excepted). With retention_days > 0,
@@ -170,6 +128,7 @@ DECLARE
   forget_before timestamptz;
   newest timestamptz;
   first_day date;
+  partitioned boolean;
   default_part text;
   expired record;
   made record;
@@ -188,10 +147,12 @@ BEGIN
     RETURN;
   END IF;
   SELECT p.relation INTO default_part FROM telemetry_history_partitions() p WHERE p.is_default;
+  partitioned := (SELECT c.relkind FROM pg_class c
+                  WHERE c.oid = to_regclass('telemetry_history')) = 'p';
 
   IF retention_days > 0 THEN
     cutoff := (day0 - retention_days)::timestamptz;
-    IF default_part IS NOT NULL THEN
+    IF partitioned AND default_part IS NOT NULL THEN
       EXECUTE format('DELETE FROM %s WHERE "timestamp" < $1', default_part) USING cutoff;
       GET DIAGNOSTICS n = ROW_COUNT;
       IF n > 0 THEN
@@ -224,6 +185,9 @@ BEGIN
     END LOOP;
   END IF;
 
+  IF NOT partitioned THEN
+    RETURN;
+  END IF;
   -- From today, or from where the newest partition ends if that is earlier (maintenance did not
   -- run for a while), but never a day that retention would drop at once.
   SELECT max(q.upper_bound) INTO newest FROM telemetry_history_partitions() q

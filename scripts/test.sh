@@ -41,7 +41,7 @@ asan_options="detect_leaks=1:detect_stack_use_after_return=1:check_initializatio
 atw_log "building the fuzz targets in build-fuzz"
 (cd "$ATW_ROOT" && cmake --preset fuzz >/dev/null && cmake --build --preset fuzz -j"$(nproc)")
 mkdir -p "$ATW_ROOT/build-fuzz/artifacts"
-for target in telemetry formula; do
+for target in telemetry formula links; do
   atw_log "fuzzing $target for ${ATW_FUZZ_SECONDS:-20} s"
   corpus="$(mktemp -d)"
   cp "$ATW_ROOT/tests/fuzz/corpus/$target/"* "$corpus/"

@@ -22,6 +22,7 @@ struct DlqSelection {
   std::vector<uint64_t> sequences;
   std::string error_type;
   bool all = false;
+  bool payload_only = false;  // show: the original payloads' bytes alone
 };
 // `action`: list, show, replay or purge.
 int run_dlq(const Config& config, const std::string& action, const DlqSelection& selection);
@@ -34,6 +35,15 @@ int run_dlq(const Config& config, const std::string& action, const DlqSelection&
 int run_formulas_check(const Config& config);
 int run_formulas_try(const Config& config, const std::string& asset_type,
                      const std::string& metrics_json);
+
+// `storage history-partitions | assets-fillfactor`: see adapters/postgres/storage_changes.h.
+struct StorageRequest {
+  enum What { kHistoryPartitions, kAssetsFillfactor } what = kHistoryPartitions;
+  bool dry_run = false;
+  int fillfactor = 50;
+  bool repack = false;
+};
+int run_storage_change(const Config& config, const StorageRequest& request);
 
 int run_links_invalidate(const Config& config, const std::string& organization,
                          const std::string& device, bool all);

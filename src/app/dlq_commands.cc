@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -9,6 +10,7 @@
 #include "adapters/nats/nats_connection.h"
 #include "adapters/nats/stream_reader.h"
 #include "app/commands.h"
+#include "domain/dead_letter.h"
 
 namespace atw {
 
@@ -20,12 +22,15 @@ struct DeadLetterEntry {
   std::string payload;    // the original bytes
 };
 
-std::string original_payload(NatsConnection& nc, const nlohmann::json& record) {
+// The original bytes, exactly (SPEC D14): embedded, base64, or read back from the input stream
+// when the record had to leave them out.
+std::string original_payload(NatsConnection& nc, std::string_view stored,
+                             const nlohmann::json& record) {
   if (!record.is_object()) return {};
+  if (auto embedded = embedded_payload(stored)) return std::string(*embedded);
   if (record.contains("payloadBase64") && record["payloadBase64"].is_string()) {
     return base64_decode(record["payloadBase64"].get<std::string>());
   }
-  if (record.contains("payload")) return record["payload"].dump();
   // Too large for the DLQ: the original is read back from its stream while it is retained.
   if (record.value("payloadOmitted", false) && record.contains("originalStream") &&
       record["originalStream"].is_string() && record.contains("streamSequence") &&
@@ -83,7 +88,7 @@ int run_dlq(const Config& c, const std::string& action, const DlqSelection& sel)
   for (auto& m : *stored) {
     auto record = nlohmann::json::parse(m.data, nullptr, false);
     DeadLetterEntry e{std::move(m), std::move(record), {}};
-    e.payload = original_payload(**nc, e.record);
+    e.payload = original_payload(**nc, e.stored.data, e.record);
     entries.push_back(std::move(e));
   }
 
@@ -102,9 +107,26 @@ int run_dlq(const Config& c, const std::string& action, const DlqSelection& sel)
   }
 
   if (action == "show") {
+    // The record's fields, then the original payload's bytes exactly as they were published:
+    // `--payload` prints only those, for a file or a pipe.
     for (const auto& e : entries) {
-      if (selected(e, sel))
-        fmt::print("{}\n", e.record.is_discarded() ? e.stored.data : e.record.dump(2));
+      if (!selected(e, sel)) continue;
+      if (sel.payload_only) {
+        std::fwrite(e.payload.data(), 1, e.payload.size(), stdout);
+        continue;
+      }
+      if (e.record.is_discarded()) {
+        fmt::print("{}\n", e.stored.data);
+        continue;
+      }
+      nlohmann::ordered_json fields = nlohmann::ordered_json::object();
+      fields["dlqSequence"] = e.stored.sequence;
+      for (const auto& [name, value] : e.record.items()) {
+        if (name != "payload" && name != "payloadBase64") fields[name] = value;
+      }
+      fmt::print("{}\npayload ({} bytes, as published):\n", fields.dump(2), e.payload.size());
+      std::fwrite(e.payload.data(), 1, e.payload.size(), stdout);
+      fmt::print("\n");
     }
     return 0;
   }

@@ -7,13 +7,14 @@
 
 #include "adapters/postgres/pg_connection.h"
 #include "app/commands.h"
+#include "common/error_types.h"
 #include "domain/asset_type.h"
 
 namespace atw {
 
 int run_formulas_check(const Config& c) {
   PgConnection db(c.database_url);
-  auto rows = db.exec("db_unavailable",
+  auto rows = db.exec(error_type::kDbUnavailable,
                       "SELECT id, coalesce(telemetry_schema::text, 'null') FROM asset_types"
                       " ORDER BY id");
   if (!rows.ok()) {
@@ -50,7 +51,7 @@ int run_formulas_try(const Config& c, const std::string& asset_type, const std::
   }
   PgConnection db(c.database_url);
   auto rows =
-      db.exec("db_unavailable",
+      db.exec(error_type::kDbUnavailable,
               "SELECT coalesce(telemetry_schema::text, 'null') FROM asset_types WHERE id = $1",
               {asset_type});
   if (!rows.ok()) {

@@ -5,6 +5,7 @@
 #include "adapters/postgres/pg_link_listener.h"
 #include "adapters/redis/redis_link_cache.h"
 #include "app/commands.h"
+#include "common/error_types.h"
 #include "pipeline/worker_metrics.h"
 
 namespace atw {
@@ -38,7 +39,8 @@ int run_links_invalidate(const Config& c, const std::string& organization,
       all ? nlohmann::json{{"all", true}}.dump()
           : nlohmann::json{{"org", organization}, {"device", device}}.dump();
   PgConnection db(c.database_url);
-  auto r = db.exec("db_unavailable", "SELECT pg_notify($1, $2)", {kLinkChangeChannel, payload});
+  auto r = db.exec(error_type::kDbUnavailable, "SELECT pg_notify($1, $2)",
+                   {kLinkChangeChannel, payload});
   if (!r.ok()) {
     std::fprintf(stderr, "asset-worker: cannot notify the workers: %s\n",
                  r.status().message().c_str());

@@ -56,6 +56,8 @@ int main(int argc, char** argv) {
     sub->add_option("--error-type", selection.error_type, "Every dead letter of this type");
     sub->add_flag("--all", selection.all, "Every dead letter");
   }
+  dlq_show->add_flag("--payload", selection.payload_only,
+                     "Print only the original payloads, byte for byte as they were published");
   auto* links = app.add_subcommand("links", "Device-to-asset link caches");
   links->require_subcommand(1);
   auto* links_invalidate = links->add_subcommand(
@@ -75,8 +77,26 @@ int main(int argc, char** argv) {
   formulas_try->add_option("--asset-type", try_type, "Asset type id")->required();
   formulas_try->add_option("--metrics", try_metrics, "Asset metrics, a JSON object of numbers")
       ->required();
+  auto* storage = app.add_subcommand(
+      "storage", "Change the storage of a table another service created (plan first)");
+  storage->require_subcommand(1);
+  atw::StorageRequest storage_request;
+  auto* storage_history = storage->add_subcommand(
+      "history-partitions", "Convert telemetry_history to daily partitions, keeping every row");
+  auto* storage_fillfactor = storage->add_subcommand(
+      "assets-fillfactor", "Keep room on assets' pages so that score updates stay HOT");
+  for (auto* sub : {storage_history, storage_fillfactor}) {
+    sub->add_flag("--dry-run", storage_request.dry_run,
+                  "Print the plan (statements, locks, a measured read of the table) only");
+  }
+  storage_fillfactor->add_option("--fillfactor", storage_request.fillfactor, "Percent, 10..100")
+      ->check(CLI::Range(10, 100))
+      ->capture_default_str();
+  storage_fillfactor->add_flag("--repack", storage_request.repack,
+                               "Also VACUUM FULL: repack the pages there are (locks the table)");
   for (auto* sub : {run, migrate, maintain, version, dlq, dlq_list, dlq_show, dlq_replay, dlq_purge,
-                    links, links_invalidate, formulas, formulas_check, formulas_try}) {
+                    links, links_invalidate, formulas, formulas_check, formulas_try, storage,
+                    storage_history, storage_fillfactor}) {
     sub->fallthrough();
   }
   CLI11_PARSE(app, argc, argv);
@@ -90,6 +110,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (migrate->parsed()) return atw::run_migrate(config);
+  if (storage->parsed()) {
+    storage_request.what = storage_fillfactor->parsed() ? atw::StorageRequest::kAssetsFillfactor
+                                                        : atw::StorageRequest::kHistoryPartitions;
+    return atw::run_storage_change(config, storage_request);
+  }
   if (maintain->parsed()) return atw::run_maintain(config);
   if (formulas_check->parsed()) return atw::run_formulas_check(config);
   if (formulas_try->parsed()) return atw::run_formulas_try(config, try_type, try_metrics);

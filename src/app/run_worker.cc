@@ -17,6 +17,7 @@
 #include "app/commands.h"
 #include "app/history_timer.h"
 #include "app/system_clock.h"
+#include "common/error_types.h"
 #include "pipeline/max_delivery_net.h"
 #include "pipeline/worker.h"
 
@@ -102,7 +103,7 @@ Result<NatsSetup> connect_nats(const Config& c, Logger& log, const std::atomic<b
     log.warn("waiting for JetStream", {{"error", consumer.message()}});
     sleep_for(seconds(1));
   }
-  return Status::unavailable("nats_unavailable", "stopped before NATS was reachable");
+  return Status::unavailable(error_type::kNatsUnavailable, "stopped before NATS was reachable");
 }
 
 }  // namespace
@@ -147,7 +148,7 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
   if (Status st = db.ensure(); !st.ok()) {
     log.warn("PostgreSQL not reachable yet; batches will wait for it", {{"error", st.message()}});
   }
-  PgLinkStore store(db);
+  PgLinkStore store(db, metrics, log);
   PgWriterPool sink(c.database_url, static_cast<size_t>(c.db_writers), c.worker_id);
   // History partitions made ahead and dropped past the retention, beside the pipeline.
   std::unique_ptr<HistoryTimer> history_timer;
@@ -229,7 +230,7 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
     if (now - last_probe >= seconds(5)) {
       last_probe = now;
       // An idle worker would not notice a lost database: ask it.
-      (void)db.exec("db_unavailable", "SELECT 1");
+      (void)db.exec(error_type::kDbUnavailable, "SELECT 1");
     }
     // The probed connection stands for the database: the writer lanes only learn of an
     // outage or a recovery when they next write.

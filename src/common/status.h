@@ -7,6 +7,7 @@
 #include <cassert>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -23,14 +24,15 @@ class Status {
  public:
   Status() = default;  // ok
 
-  static Status retryable(std::string type, std::string message) {
-    return Status(ErrorKind::kRetryable, std::move(type), std::move(message));
+  // `type`: one of common/error_types.h for what the worker reports.
+  static Status retryable(std::string_view type, std::string message) {
+    return Status(ErrorKind::kRetryable, std::string(type), std::move(message));
   }
-  static Status unavailable(std::string type, std::string message) {
-    return Status(ErrorKind::kUnavailable, std::move(type), std::move(message));
+  static Status unavailable(std::string_view type, std::string message) {
+    return Status(ErrorKind::kUnavailable, std::string(type), std::move(message));
   }
-  static Status permanent(std::string type, std::string message) {
-    return Status(ErrorKind::kPermanent, std::move(type), std::move(message));
+  static Status permanent(std::string_view type, std::string message) {
+    return Status(ErrorKind::kPermanent, std::string(type), std::move(message));
   }
 
   bool ok() const { return !error_.has_value(); }

@@ -19,31 +19,6 @@ bool embeddable_json(std::string_view payload) {
 
 }  // namespace
 
-std::string base64_encode(std::string_view bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const uint32_t v = uint32_t{p[i]} << 16 | uint32_t{p[i + 1]} << 8 | p[i + 2];
-    out += kAlphabet[v >> 18];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  const size_t rest = bytes.size() - i;
-  if (rest > 0) {
-    const uint32_t v = uint32_t{p[i]} << 16 | (rest == 2 ? uint32_t{p[i + 1]} << 8 : 0);
-    out += kAlphabet[v >> 18];
-    out += kAlphabet[(v >> 12) & 63];
-    out += rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
 std::string to_json(const DeadLetter& record, size_t max_bytes) {
   const bool embed = embeddable_json(record.payload);
   const size_t payload_size = embed ? record.payload.size() : (record.payload.size() + 2) / 3 * 4;
@@ -70,6 +45,72 @@ std::string to_json(const DeadLetter& record, size_t max_bytes) {
   }
   w.end_object();
   return out;
+}
+
+namespace {
+
+size_t skip_space(std::string_view s, size_t i) {
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
+  return i;
+}
+
+// The end of the string whose opening quote is at `i` (one past its closing quote), or npos.
+size_t string_end(std::string_view s, size_t i) {
+  for (++i; i < s.size(); ++i) {
+    if (s[i] == '\\') {
+      ++i;
+    } else if (s[i] == '"') {
+      return i + 1;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// The end of the value starting at or after `i`: the `,` or `}` that closes it at the top level
+// of its object, or npos.
+size_t value_end(std::string_view s, size_t i) {
+  int depth = 0;
+  while (i < s.size()) {
+    const char c = s[i];
+    if (c == '"') {
+      i = string_end(s, i);
+      if (i == std::string_view::npos) return i;
+      continue;
+    }
+    if (c == '{' || c == '[') ++depth;
+    if (c == '}' || c == ']') {
+      if (depth == 0) return c == '}' ? i : std::string_view::npos;
+      --depth;
+    }
+    if (c == ',' && depth == 0) return i;
+    ++i;
+  }
+  return std::string_view::npos;
+}
+
+}  // namespace
+
+std::optional<std::string_view> embedded_payload(std::string_view record) {
+  // The record's members, scanned as written: the payload is the bytes between its colon and
+  // the delimiter after it, which are the original's own, whitespace included.
+  size_t i = skip_space(record, 0);
+  if (i >= record.size() || record[i] != '{') return std::nullopt;
+  ++i;
+  while (true) {
+    i = skip_space(record, i);
+    if (i >= record.size() || record[i] != '"') return std::nullopt;
+    const size_t key_end = string_end(record, i);
+    if (key_end == std::string_view::npos) return std::nullopt;
+    const std::string_view key = record.substr(i + 1, key_end - i - 2);
+    i = skip_space(record, key_end);
+    if (i >= record.size() || record[i] != ':') return std::nullopt;
+    const size_t start = i + 1;
+    const size_t end = value_end(record, start);
+    if (end == std::string_view::npos) return std::nullopt;
+    if (key == "payload") return record.substr(start, end - start);
+    if (record[end] == '}') return std::nullopt;
+    i = end + 1;
+  }
 }
 
 }  // namespace atw

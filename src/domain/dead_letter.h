@@ -3,9 +3,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "domain/base64.h"
 #include "domain/timestamp.h"
 
 namespace atw {
@@ -28,7 +30,9 @@ struct DeadLetter {
 // instead; the original stays in its stream at `streamSequence` while the stream retains it.
 std::string to_json(const DeadLetter& record, size_t max_bytes = SIZE_MAX);
 
-std::string base64_encode(std::string_view bytes);
+// The original bytes of a record's embedded `payload` (what to_json wrote there, exactly), or
+// nullopt when the record has none (a payloadBase64 or payloadOmitted record, or not a record).
+std::optional<std::string_view> embedded_payload(std::string_view record_json);
 
 // The Nats-Msg-Id of the dead-letter record of one stream message: every path that
 // dead-letters the same message gives the same id, so the DLQ stream stores it once.

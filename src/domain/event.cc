@@ -14,10 +14,17 @@ constexpr std::array<uint8_t, 16> kEventNamespace = {
 
 }  // namespace
 
-std::string asset_event_id(std::string_view source_message_id, std::string_view asset_id) {
+std::string asset_event_id(std::string_view organization_id, std::string_view device_id,
+                           std::string_view message_id, std::string_view asset_id) {
   std::string name;
-  name.reserve(source_message_id.size() + 1 + asset_id.size());
-  name.append(source_message_id).append(1, '\n').append(asset_id);
+  name.reserve(organization_id.size() + device_id.size() + message_id.size() + asset_id.size() + 3);
+  name.append(organization_id)
+      .append(1, '\n')
+      .append(device_id)
+      .append(1, '\n')
+      .append(message_id)
+      .append(1, '\n')
+      .append(asset_id);
   return uuid_v5(kEventNamespace, name);
 }
 

@@ -13,7 +13,7 @@ namespace atw {
 inline constexpr std::string_view kProcessorVersion = "asset-worker-v1";
 
 struct AssetEvent {
-  std::string message_id;  // asset_event_id(source messageId, assetId)
+  std::string message_id;  // asset_event_id(the source message's identity, assetId)
   std::string asset_id;
   std::string device_id;
   std::string organization_id;
@@ -25,9 +25,13 @@ struct AssetEvent {
 };
 
 // UUID v5 in the worker's own namespace (6f1c2a52-5b0e-4c59-9d0a-6b7a0e3c1f20) of the name
-// `{sourceMessageId}\n{assetId}`: the same pair always gives the same id, so a redelivery
-// republishes under the same Nats-Msg-Id and JetStream drops the copy.
-std::string asset_event_id(std::string_view source_message_id, std::string_view asset_id);
+// `{organizationId}\n{deviceId}\n{messageId}\n{assetId}`: the source message's identity (SPEC
+// D11; its ids hold no control characters, so the name is unambiguous) and the asset. The same
+// message and asset always give the same id, so a redelivery republishes under the same
+// Nats-Msg-Id and JetStream drops the copy; two tenants or devices that reuse a messageId get
+// different ids.
+std::string asset_event_id(std::string_view organization_id, std::string_view device_id,
+                           std::string_view message_id, std::string_view asset_id);
 
 // The event's JSON: the seed's fields, exactly: messageId, assetId, deviceId, organizationId,
 // timestamp, metrics, healthScore, previousHealthScore, processedAt, processorVersion.

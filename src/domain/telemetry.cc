@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <charconv>
 #include <optional>
+
+#include "common/error_types.h"
 
 namespace atw {
 namespace {
@@ -12,7 +15,7 @@ using simdjson::dom::element;
 using simdjson::dom::element_type;
 
 Status invalid(std::string message) {
-  return Status::permanent("invalid_message", std::move(message));
+  return Status::permanent(error_type::kInvalidMessage, std::move(message));
 }
 
 // One parser per thread: it keeps its buffers between messages, so the hot path allocates
@@ -128,6 +131,136 @@ Status read_metrics(const std::optional<element>& e, const ValidationLimits& lim
   return Status();
 }
 
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+// The end of the JSON number token starting at `pos` (RFC 8259's grammar), or `pos` when the
+// text there is not a well-formed number.
+size_t number_end(std::string_view s, size_t pos) {
+  size_t i = pos;
+  if (i < s.size() && s[i] == '-') ++i;
+  if (i >= s.size() || !is_digit(s[i])) return pos;
+  if (s[i] == '0') {
+    ++i;
+  } else {
+    while (i < s.size() && is_digit(s[i])) ++i;
+  }
+  if (i < s.size() && s[i] == '.') {
+    if (++i >= s.size() || !is_digit(s[i])) return pos;
+    while (i < s.size() && is_digit(s[i])) ++i;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    if (i >= s.size() || !is_digit(s[i])) return pos;
+    while (i < s.size() && is_digit(s[i])) ++i;
+  }
+  return i;
+}
+
+// Whether a number whose double conversion is out of range is too large (rather than too
+// small, which reads as zero): the decimal exponent of its first significant digit.
+bool overflows(std::string_view number) {
+  if (number.front() == '-') number.remove_prefix(1);
+  const size_t exp_at = number.find_first_of("eE");
+  const std::string_view mantissa = number.substr(0, exp_at);
+  int64_t exponent = 0;
+  if (exp_at != std::string_view::npos) {
+    std::string_view e = number.substr(exp_at + 1);
+    const bool negative = !e.empty() && e.front() == '-';
+    if (!e.empty() && (e.front() == '+' || e.front() == '-')) e.remove_prefix(1);
+    // Exponents past any double's range are clamped: only the sign and size matter.
+    for (char c : e) exponent = std::min<int64_t>(exponent * 10 + (c - '0'), 100000);
+    if (negative) exponent = -exponent;
+  }
+  const size_t point = mantissa.find('.');
+  const std::string_view whole = mantissa.substr(0, point);
+  const size_t first_nonzero = whole.find_first_not_of('0');
+  if (first_nonzero != std::string_view::npos) {
+    return exponent + static_cast<int64_t>(whole.size() - first_nonzero) > 0;
+  }
+  // 0.000ddd: the first significant digit is after the leading zeros of the fraction.
+  const std::string_view fraction =
+      point == std::string_view::npos ? "" : mantissa.substr(point + 1);
+  const size_t lead = fraction.find_first_not_of('0');
+  if (lead == std::string_view::npos) return false;  // zero
+  return exponent - static_cast<int64_t>(lead) > 0;
+}
+
+// simdjson refuses a document with an integer past 64 bits or a number past a double's range
+// (SPEC D3 keeps the message: the first as its nearest double, the second as a skipped metric).
+// This rewrites those number tokens, outside strings: an integer that does not fit becomes its
+// nearest double in exponent form, which simdjson reads as a double; a number that overflows
+// becomes null, so a metric of that value is skipped and counted like any other non-number.
+// Everything else is copied as it is. Returns nullopt when no token needed rewriting.
+std::optional<std::string> rewrite_out_of_range_numbers(std::string_view s) {
+  std::string out;
+  size_t copied = 0;
+  bool changed = false;
+  for (size_t i = 0; i < s.size();) {
+    const char c = s[i];
+    if (c == '"') {
+      // Skip the string, escapes included; an unterminated one ends the scan.
+      for (++i; i < s.size() && s[i] != '"'; ++i) {
+        if (s[i] == '\\') ++i;
+      }
+      ++i;
+      continue;
+    }
+    if (c != '-' && !is_digit(c)) {
+      ++i;
+      continue;
+    }
+    const size_t end = number_end(s, i);
+    if (end == i) {
+      ++i;
+      continue;
+    }
+    const std::string_view token = s.substr(i, end - i);
+    const bool integer = token.find_first_of(".eE") == std::string_view::npos;
+    double value = 0;
+    const auto [ptr, ec] = std::from_chars(token.data(), token.data() + token.size(), value);
+    std::string replacement;
+    if (ec == std::errc::result_out_of_range) {
+      if (overflows(token)) replacement = "null";
+    } else if (ec == std::errc() && ptr == token.data() + token.size() && integer) {
+      int64_t as_signed;
+      uint64_t as_unsigned;
+      const bool fits =
+          std::from_chars(token.data(), token.data() + token.size(), as_signed).ec == std::errc() ||
+          std::from_chars(token.data(), token.data() + token.size(), as_unsigned).ec == std::errc();
+      if (!fits) {
+        char buf[32];
+        const auto r = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::scientific);
+        replacement.assign(buf, r.ptr);
+      }
+    }
+    if (!replacement.empty()) {
+      if (!changed) out.reserve(s.size() + 16);
+      out.append(s.substr(copied, i - copied)).append(replacement);
+      copied = end;
+      changed = true;
+    }
+    i = end;
+  }
+  if (!changed) return std::nullopt;
+  out.append(s.substr(copied));
+  return out;
+}
+
+// Parses `payload` into `root`. Padding is added by copying into the parser's own reusable
+// buffer (realloc_if_needed), which also keeps a rewritten text's document after it is gone.
+simdjson::error_code parse_document(simdjson::dom::parser& parser, std::string_view payload,
+                                    element& root) {
+  const auto err = parser.parse(payload.data(), payload.size(), true).get(root);
+  if (err != simdjson::NUMBER_ERROR) return err;
+  // Rare: a number simdjson cannot hold.
+  const auto rewritten = rewrite_out_of_range_numbers(payload);
+  if (!rewritten) return err;
+  return parser.parse(rewritten->data(), rewritten->size(), true).get(root);
+}
+
 }  // namespace
 
 Result<TelemetryMessage> parse_telemetry(std::string_view payload, Timestamp now,
@@ -143,20 +276,19 @@ Result<TelemetryMessage> parse_telemetry(std::string_view payload, Timestamp now
   const size_t depth = limits.max_depth + 1;
   if (parser.max_depth() != depth) {
     if (auto err = parser.allocate(parser.capacity(), depth); err != simdjson::SUCCESS) {
-      return Status::retryable("out_of_memory",
+      return Status::retryable(error_type::kOutOfMemory,
                                fmt::format("payload: {}", simdjson::error_message(err)));
     }
   }
 
   element root;
-  // Padding is added by copying into the parser's own reusable buffer (realloc_if_needed).
-  if (auto err = parser.parse(payload.data(), payload.size(), true).get(root);
-      err != simdjson::SUCCESS) {
+  const auto err = parse_document(parser, payload, root);
+  if (err != simdjson::SUCCESS) {
     if (err == simdjson::DEPTH_ERROR) {
       return invalid(fmt::format("payload: nested deeper than {} levels", limits.max_depth));
     }
     if (err == simdjson::MEMALLOC) {
-      return Status::retryable("out_of_memory",
+      return Status::retryable(error_type::kOutOfMemory,
                                fmt::format("payload: {}", simdjson::error_message(err)));
     }
     return invalid(fmt::format("payload: not valid JSON ({})", simdjson::error_message(err)));

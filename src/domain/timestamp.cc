@@ -53,10 +53,12 @@ bool is_digit(char c) {
   return c >= '0' && c <= '9';
 }
 
-// Reads exactly `n` digits at `pos`; false if any is not a digit or the text is too short.
-bool read_digits(std::string_view s, size_t pos, size_t n, int& out) {
+// Reads exactly `n` digits at `pos` (at most 9 for an int, 18 for an int64_t); false if any is
+// not a digit or the text is too short.
+template <typename Int>
+bool read_digits(std::string_view s, size_t pos, size_t n, Int& out) {
   if (pos + n > s.size()) return false;
-  int v = 0;
+  Int v = 0;
   for (size_t i = pos; i < pos + n; ++i) {
     if (!is_digit(s[i])) return false;
     v = v * 10 + (s[i] - '0');
@@ -117,59 +119,171 @@ std::string format_seconds(const Split& s) {
   return out;
 }
 
+// Reads the digits at `pos` (one or more) as a fraction of a second: digits past microseconds
+// are truncated. Advances `pos`.
+bool read_fraction(std::string_view s, size_t& pos, int64_t& micros) {
+  const size_t start = pos;
+  int64_t scale = kMicrosPerSecond;
+  micros = 0;
+  for (; pos < s.size() && is_digit(s[pos]); ++pos) {
+    if (scale > 1) {
+      scale /= 10;
+      micros += (s[pos] - '0') * scale;
+    }
+  }
+  return pos > start;
+}
+
+// The instant, saturated just inside the infinities: PostgreSQL holds instants up to 294276 AD,
+// about 30 years more than microseconds since 1970 fit in 64 bits. Past that, every comparison
+// with a measurement's time still comes out the same.
+Timestamp saturated(int64_t seconds, int64_t micros) {
+  int64_t total = 0;
+  if (__builtin_mul_overflow(seconds, kMicrosPerSecond, &total) ||
+      __builtin_add_overflow(total, micros, &total)) {
+    return Timestamp{seconds < 0 ? kInfinitePast.micros + 1 : kInfiniteFuture.micros - 1};
+  }
+  if (total == kInfinitePast.micros) ++total;
+  if (total == kInfiniteFuture.micros) --total;
+  return Timestamp{total};
+}
+
+struct CivilTime {
+  int64_t year = 0;
+  int month = 1, day = 1, hour = 0, minute = 0, second = 0;
+  int64_t fraction = 0;        // microseconds
+  int64_t offset_seconds = 0;  // local time minus UTC
+
+  bool valid() const {
+    return month >= 1 && month <= 12 && day >= 1 && day <= days_in_month(year, month) &&
+           hour <= 23 && minute <= 59 && second <= 59;
+  }
+  Timestamp instant() const {
+    const int64_t seconds = days_from_civil(year, month, day) * kSecondsPerDay + hour * 3600 +
+                            minute * 60 + second - offset_seconds;
+    return saturated(seconds, fraction);
+  }
+};
+
+// "-MM-DD" then a date-time separator (one of `separators`) and "HH:MM:SS[.frac]", from `pos`
+// (just after the year). Advances `pos` past what it read.
+bool read_date_and_time(std::string_view s, size_t& pos, std::string_view separators,
+                        CivilTime& t) {
+  if (pos + 15 > s.size() || s[pos] != '-' || !read_digits(s, pos + 1, 2, t.month) ||
+      s[pos + 3] != '-' || !read_digits(s, pos + 4, 2, t.day) ||
+      separators.find(s[pos + 6]) == std::string_view::npos ||
+      !read_digits(s, pos + 7, 2, t.hour) || s[pos + 9] != ':' ||
+      !read_digits(s, pos + 10, 2, t.minute) || s[pos + 12] != ':' ||
+      !read_digits(s, pos + 13, 2, t.second)) {
+    return false;
+  }
+  pos += 15;
+  if (pos < s.size() && s[pos] == '.') {
+    ++pos;
+    if (!read_fraction(s, pos, t.fraction)) return false;
+  }
+  return true;
+}
+
+// RFC 3339's zone: "Z" or "+HH:MM" / "-HH:MM", ending the text.
+bool read_rfc3339_zone(std::string_view s, size_t pos, CivilTime& t) {
+  if (pos >= s.size()) return false;
+  if (s[pos] == 'Z' || s[pos] == 'z') return pos + 1 == s.size();
+  if (s[pos] != '+' && s[pos] != '-') return false;
+  int off_hour, off_minute;
+  if (pos + 6 != s.size() || !read_digits(s, pos + 1, 2, off_hour) || s[pos + 3] != ':' ||
+      !read_digits(s, pos + 4, 2, off_minute) || off_hour > 23 || off_minute > 59) {
+    return false;
+  }
+  t.offset_seconds = (off_hour * 3600 + off_minute * 60) * (s[pos] == '-' ? -1 : 1);
+  return true;
+}
+
+// RFC 3339 after the year at `pos`.
+std::optional<Timestamp> rfc3339_after_year(std::string_view s, size_t pos, int64_t year) {
+  CivilTime t;
+  t.year = year;
+  // RFC 3339 section 5.6 lets a space stand for the "T".
+  if (!read_date_and_time(s, pos, "Tt ", t) || !read_rfc3339_zone(s, pos, t) || !t.valid()) {
+    return std::nullopt;
+  }
+  return t.instant();
+}
+
 }  // namespace
 
 std::optional<Timestamp> parse_rfc3339(std::string_view s) {
-  // date-time = YYYY-MM-DD "T" HH:MM:SS [.frac] ("Z" / ("+" / "-") HH:MM); RFC 3339 section 5.6
-  // also lets a space stand for the "T".
-  int year, month, day, hour, minute, second;
-  if (!read_digits(s, 0, 4, year) || s.size() < 20 || s[4] != '-' || !read_digits(s, 5, 2, month) ||
-      s[7] != '-' || !read_digits(s, 8, 2, day) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-      !read_digits(s, 11, 2, hour) || s[13] != ':' || !read_digits(s, 14, 2, minute) ||
-      s[16] != ':' || !read_digits(s, 17, 2, second)) {
-    return std::nullopt;
-  }
-  if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) || hour > 23 ||
-      minute > 59 || second > 59) {
-    return std::nullopt;
-  }
+  // date-time = YYYY-MM-DD "T" HH:MM:SS [.frac] ("Z" / ("+" / "-") HH:MM)
+  int year;
+  if (!read_digits(s, 0, 4, year)) return std::nullopt;
+  return rfc3339_after_year(s, 4, year);
+}
 
-  size_t pos = 19;
-  int64_t fraction = 0;
-  if (s[pos] == '.') {
-    ++pos;
-    const size_t start = pos;
-    int64_t scale = kMicrosPerSecond;
-    for (; pos < s.size() && is_digit(s[pos]); ++pos) {
-      if (scale > 1) {
-        scale /= 10;
-        fraction += (s[pos] - '0') * scale;
-      }
-    }
-    if (pos == start) return std::nullopt;
+std::optional<Timestamp> parse_instant(std::string_view s) {
+  if (s == "infinity") return kInfiniteFuture;
+  if (s == "-infinity") return kInfinitePast;
+  if (!s.empty() && (s[0] == '+' || s[0] == '-')) {
+    int64_t year;
+    if (!read_digits(s, 1, 6, year)) return std::nullopt;
+    return rfc3339_after_year(s, 7, s[0] == '-' ? -year : year);
   }
+  return parse_rfc3339(s);
+}
 
-  if (pos >= s.size()) return std::nullopt;
-  int64_t offset_seconds = 0;
-  if (s[pos] == 'Z' || s[pos] == 'z') {
-    ++pos;
-  } else if (s[pos] == '+' || s[pos] == '-') {
-    int off_hour, off_minute;
-    if (!read_digits(s, pos + 1, 2, off_hour) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
-        !read_digits(s, pos + 4, 2, off_minute) || off_hour > 23 || off_minute > 59) {
+std::string format_instant(Timestamp t) {
+  if (t == kInfiniteFuture) return "infinity";
+  if (t == kInfinitePast) return "-infinity";
+  return format_rfc3339(t);
+}
+
+std::optional<Timestamp> parse_pg_timestamp(std::string_view s) {
+  if (s == "infinity") return kInfiniteFuture;
+  if (s == "-infinity") return kInfinitePast;
+  CivilTime t;
+  // The year: four digits or more.
+  size_t pos = 0;
+  while (pos < s.size() && is_digit(s[pos])) ++pos;
+  if (pos < 4 || pos > 9 || !read_digits(s, 0, pos, t.year)) return std::nullopt;
+  bool bc = false;
+  if (s.size() == pos + 6 || (s.size() == pos + 9 && s.substr(pos + 6) == " BC")) {
+    // A date alone.
+    if (s[pos] != '-' || !read_digits(s, pos + 1, 2, t.month) || s[pos + 3] != '-' ||
+        !read_digits(s, pos + 4, 2, t.day)) {
       return std::nullopt;
     }
-    offset_seconds = (off_hour * 3600 + off_minute * 60) * (s[pos] == '-' ? -1 : 1);
-    pos += 6;
+    bc = s.size() == pos + 9;
   } else {
-    return std::nullopt;
+    if (!read_date_and_time(s, pos, " T", t)) return std::nullopt;
+    // The zone, when the column has one: +HH, +HH:MM or +HH:MM:SS.
+    if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
+      const int sign = s[pos] == '-' ? -1 : 1;
+      int h = 0, m = 0, sec = 0;
+      if (!read_digits(s, pos + 1, 2, h)) return std::nullopt;
+      pos += 3;
+      if (pos < s.size() && s[pos] == ':') {
+        if (!read_digits(s, pos + 1, 2, m)) return std::nullopt;
+        pos += 3;
+        if (pos < s.size() && s[pos] == ':') {
+          if (!read_digits(s, pos + 1, 2, sec)) return std::nullopt;
+          pos += 3;
+        }
+      }
+      if (m > 59 || sec > 59) return std::nullopt;
+      t.offset_seconds = sign * (h * 3600 + m * 60 + sec);
+    }
+    if (s.substr(pos) == " BC") {
+      bc = true;
+    } else if (pos != s.size()) {
+      return std::nullopt;
+    }
   }
-  if (pos != s.size()) return std::nullopt;
-
-  // Local time minus its offset is UTC.
-  const int64_t seconds = days_from_civil(year, month, day) * kSecondsPerDay + hour * 3600 +
-                          minute * 60 + second - offset_seconds;
-  return Timestamp{seconds * kMicrosPerSecond + fraction};
+  // 1 BC is the year 0 of the proleptic calendar, 2 BC the year -1.
+  if (bc) {
+    if (t.year == 0) return std::nullopt;
+    t.year = 1 - t.year;
+  }
+  if (!t.valid()) return std::nullopt;
+  return t.instant();
 }
 
 std::string format_rfc3339(Timestamp t) {

@@ -1,5 +1,7 @@
 #include "pipeline/asset_transform.h"
 
+#include <algorithm>
+
 #include "domain/mapping.h"
 
 namespace atw {
@@ -19,18 +21,37 @@ const AssetTypeModel& AssetTypeRegistry::model(const std::string& asset_type_id,
 
 std::vector<AssetResult> transform_message(const TelemetryMessage& message, const LinkSet& links,
                                            AssetTypeRegistry& types, TransformCounts& counts) {
-  std::vector<AssetResult> out;
+  // One entry per asset served, in order of its first valid link (SPEC D8: several links to one
+  // asset give one result, merged in link-id order, the first link to give a metric keeping it).
+  struct Served {
+    const DeviceLink* first_link;
+    MetricSet metrics;
+  };
+  std::vector<Served> served;
   for (const DeviceLink& link : links.links) {
     if (!link.valid_at(message.timestamp)) continue;
-    MetricSet metrics = map_device_metrics(message.metrics, link);
-    if (metrics.empty()) {
+    MetricSet mapped = map_device_metrics(message.metrics, link);
+    auto same_asset = [&link](const Served& s) { return s.first_link->asset_id == link.asset_id; };
+    if (auto it = std::find_if(served.begin(), served.end(), same_asset); it != served.end()) {
+      for (const Metric& m : mapped) {
+        if (it->metrics.find(m.name) == nullptr) it->metrics.set(m.name, m.value);
+      }
+      continue;
+    }
+    served.push_back(Served{&link, std::move(mapped)});
+  }
+  std::vector<AssetResult> out;
+  out.reserve(served.size());
+  for (Served& s : served) {
+    if (s.metrics.empty()) {
       ++counts.assets_skipped_no_metrics;
       continue;
     }
-    const AssetTypeModel& type = types.model(link.asset_type_id, link.telemetry_schema);
-    type.derive(metrics, counts.derivation);
-    const double score = type.health(metrics);
-    out.push_back(AssetResult{link.asset_id, std::move(metrics), score});
+    const AssetTypeModel& type =
+        types.model(s.first_link->asset_type_id, s.first_link->telemetry_schema);
+    type.derive(s.metrics, counts.derivation);
+    const double score = type.health(s.metrics);
+    out.push_back(AssetResult{s.first_link->asset_id, std::move(s.metrics), score});
   }
   return out;
 }

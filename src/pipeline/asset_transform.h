@@ -46,8 +46,10 @@ class AssetTypeRegistry {
   ProblemReporter report_;
 };
 
-// The assets this message updates: one entry per link valid at the message's timestamp that
-// yields at least one metric, in link order.
+// The assets this message updates: one entry per asset that a link valid at the message's
+// timestamp serves and that gets at least one metric, in order of its first such link. `links`
+// must be in link-id order (order_by_link_id): several links to one asset are merged in that
+// order, the first to give an asset metric keeping it (SPEC D8).
 std::vector<AssetResult> transform_message(const TelemetryMessage& message, const LinkSet& links,
                                            AssetTypeRegistry& types, TransformCounts& counts);
 

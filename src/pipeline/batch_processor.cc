@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "common/error_types.h"
 #include "domain/dead_letter.h"
 #include "domain/event.h"
 
@@ -29,7 +30,7 @@ BatchProcessor::BatchProcessor(Dependencies deps, ProcessorSettings settings,
               "asset type schema problem",
               {{"assetTypeId", model.asset_type_id()}, {"where", p.where}, {"problem", p.problem}});
         }
-        d_.metrics.add_error("formula_invalid", model.problems().size());
+        d_.metrics.add_error(error_type::kFormulaInvalid, model.problems().size());
       }) {}
 
 void BatchProcessor::process(std::vector<Delivery>& batch, Timestamp fetched_at) {
@@ -244,7 +245,7 @@ void BatchProcessor::send_events(InFlight& f) {
     f.publishing.push_back(&item);
     for (size_t j = 0; j < r.assets.size(); ++j) {
       const AssetResult& a = r.assets[j];
-      AssetEvent ev{asset_event_id(r.message_id, a.asset_id),
+      AssetEvent ev{asset_event_id(r.organization_id, r.device_id, r.message_id, a.asset_id),
                     a.asset_id,
                     r.device_id,
                     r.organization_id,
@@ -268,9 +269,13 @@ void BatchProcessor::await_events(InFlight& f) {
   // The first answer is the PubAcks of send_events.
   const PublishOutcome out =
       publish_all("publish", f.publishing.size(), f.events, std::move(f.acks), false);
+  // A refusal of the message's own (an event larger than the stream takes): that message alone
+  // is dead-lettered, with the stream's reason; its rows stay committed.
   for (const auto& [i, refusal] : out.refused) {
+    if (f.event_owner[i]->fate == Fate::kDeadLetter) continue;
     f.event_owner[i]->fate = Fate::kDeadLetter;
     f.event_owner[i]->error = refusal;
+    d_.metrics.add_error(refusal.type());
   }
   for (size_t i : out.unacked) {
     if (f.event_owner[i]->fate == Fate::kPending) fail_retry(*f.event_owner[i], out.last);
@@ -291,7 +296,8 @@ BatchProcessor::PublishOutcome BatchProcessor::publish_all(
     Publisher::PendingAcks first_answer, bool refusal_is_retryable) {
   // Each try republishes only what has not been acknowledged (harmless for what was: the
   // stream drops a second copy by its Nats-Msg-Id).
-  const std::string failure_type = refusal_is_retryable ? "dlq_publish_failed" : "publish_failed";
+  const std::string_view failure_type =
+      refusal_is_retryable ? error_type::kDlqPublishFailed : error_type::kPublishFailed;
   PublishOutcome out;
   out.unacked.reserve(messages.size());
   for (size_t i = 0; i < messages.size(); ++i) out.unacked.push_back(i);

@@ -5,6 +5,10 @@
 namespace atw {
 
 namespace {
+// The tiers' names in metrics.
+constexpr std::string_view kMemoryTier = "memory";
+constexpr std::string_view kSharedTier = "redis";
+
 int64_t to_micros(std::chrono::milliseconds d) {
   return d.count() * 1000;
 }
@@ -35,6 +39,13 @@ void LinkMemory::put(const DeviceKey& key, LinkSetPtr set, Timestamp now) {
   entries_[key] = Entry{std::move(set), Timestamp{now.micros + lifetime}};
 }
 
+LinkResolver::LinkResolver(LinkMemory& memory, LinkCache* shared, LinkStore& store,
+                           const Clock& clock, WorkerMetrics& metrics)
+    : memory_(memory), shared_(shared), store_(store), clock_(clock), metrics_(metrics) {
+  metrics_.add_cache(kMemoryTier, 0, 0);
+  if (shared_ != nullptr) metrics_.add_cache(kSharedTier, 0, 0);
+}
+
 Result<ResolvedLinks> LinkResolver::resolve(std::span<const DeviceKey> keys) {
   const Timestamp now = clock_.now();
   ResolvedLinks found;
@@ -48,7 +59,7 @@ Result<ResolvedLinks> LinkResolver::resolve(std::span<const DeviceKey> keys) {
       missing.push_back(key);
     }
   }
-  metrics_.add_cache("memory", found.size(), missing.size());
+  metrics_.add_cache(kMemoryTier, found.size(), missing.size());
   if (missing.empty()) return found;
 
   if (shared_ != nullptr) {
@@ -63,7 +74,7 @@ Result<ResolvedLinks> LinkResolver::resolve(std::span<const DeviceKey> keys) {
         still_missing.push_back(std::move(missing[i]));
       }
     }
-    metrics_.add_cache("redis", missing.size() - still_missing.size(), still_missing.size());
+    metrics_.add_cache(kSharedTier, missing.size() - still_missing.size(), still_missing.size());
     missing = std::move(still_missing);
     if (missing.empty()) return found;
   }

@@ -45,9 +45,9 @@ class LinkMemory {
 class LinkResolver {
  public:
   // `shared` may be null: the in-process cache then serves alone (no REDIS_URL).
+  // Exports the lookup counters of each tier it has, at 0 (SPEC D16).
   LinkResolver(LinkMemory& memory, LinkCache* shared, LinkStore& store, const Clock& clock,
-               WorkerMetrics& metrics)
-      : memory_(memory), shared_(shared), store_(store), clock_(clock), metrics_(metrics) {}
+               WorkerMetrics& metrics);
 
   // Links for every key (duplicates allowed). Fails only when the store fails.
   Result<ResolvedLinks> resolve(std::span<const DeviceKey> keys);

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/error_types.h"
 #include "domain/dead_letter.h"
 
 namespace atw {
@@ -75,28 +76,28 @@ MaxDeliveryNet::Outcome MaxDeliveryNet::handle(const Delivery& advisory) {
                           consumer,
                           deliveries,
                           last_error,
-                          std::string(kMaxDeliveriesErrorType),
+                          std::string(error_type::kMaxDeliveriesExceeded),
                           d_.clock.now(),
                           original.payload};
   const std::vector<OutboundMessage> out{
       {dlq_subject_, dead_letter_msg_id(stream, sequence), to_json(record, max_record_bytes_)}};
   const std::vector<Status> acks = d_.publisher.publish(out);
   if (acks.empty() || !acks.front().ok()) {
-    const Status st =
-        acks.empty() ? Status::unavailable("dlq_publish_failed", "no answer") : acks.front();
-    d_.metrics.add_error("dlq_publish_failed");
+    const Status st = acks.empty() ? Status::unavailable(error_type::kDlqPublishFailed, "no answer")
+                                   : acks.front();
+    d_.metrics.add_error(error_type::kDlqPublishFailed);
     d_.log.warn("cannot store a dead-letter record yet; will retry",
                 {{"streamSequence", sequence}, {"error", st.message()}});
     return Outcome::kRetry;
   }
   // A lost term only leaves the consumer's ack floor behind until its next acks.
   (void)d_.store.term(stream, consumer, sequence);
-  d_.metrics.add_error(std::string(kMaxDeliveriesErrorType));
+  d_.metrics.add_error(std::string(error_type::kMaxDeliveriesExceeded));
   d_.metrics.add_dead_lettered(1);
   d_.log.warn("message dead-lettered", {{"messageId", message_id_of(original.payload)},
                                         {"streamSequence", sequence},
                                         {"deliveryCount", deliveries},
-                                        {"errorType", kMaxDeliveriesErrorType},
+                                        {"errorType", error_type::kMaxDeliveriesExceeded},
                                         {"error", last_error}});
   return Outcome::kStored;
 }

@@ -16,8 +16,6 @@
 
 namespace atw {
 
-inline constexpr std::string_view kMaxDeliveriesErrorType = "max_deliveries_exceeded";
-
 class MaxDeliveryNet {
  public:
   struct Dependencies {

@@ -2,7 +2,13 @@
 
 #include <algorithm>
 
+#include "common/error_types.h"
+
 namespace atw {
+
+WorkerMetrics::WorkerMetrics() {
+  for (std::string_view type : error_type::kAll) s_.errors.emplace(type, 0);
+}
 
 void WorkerMetrics::add_processed(uint64_t n, uint64_t history_rows, uint64_t events) {
   std::lock_guard lock(mu_);
@@ -35,16 +41,19 @@ void WorkerMetrics::add_transform_counts(uint64_t assets_skipped, uint64_t metri
   s_.formula_non_finite += non_finite;
 }
 
-void WorkerMetrics::add_error(const std::string& type, uint64_t n) {
+void WorkerMetrics::add_error(std::string_view type, uint64_t n) {
   std::lock_guard lock(mu_);
-  s_.errors[type] += n;
+  auto it = s_.errors.find(type);
+  if (it == s_.errors.end()) it = s_.errors.emplace(type, 0).first;
+  it->second += n;
 }
 
-void WorkerMetrics::add_cache(const std::string& tier, uint64_t hits, uint64_t misses) {
+void WorkerMetrics::add_cache(std::string_view tier, uint64_t hits, uint64_t misses) {
   std::lock_guard lock(mu_);
-  auto& c = s_.cache[tier];
-  c.hits += hits;
-  c.misses += misses;
+  auto it = s_.cache.find(tier);
+  if (it == s_.cache.end()) it = s_.cache.emplace(tier, CacheCounts{}).first;
+  it->second.hits += hits;
+  it->second.misses += misses;
 }
 
 void WorkerMetrics::add_link_store_loads(uint64_t n) {

@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace atw {
@@ -38,10 +39,10 @@ struct MetricsSnapshot {
   uint64_t metrics_skipped = 0;
   uint64_t formula_missing_variable = 0;
   uint64_t formula_non_finite = 0;
-  std::map<std::string, uint64_t> errors;    // by type
-  std::map<std::string, CacheCounts> cache;  // by tier: memory, redis
-  uint64_t link_store_loads = 0;             // keys loaded from PostgreSQL
-  uint64_t history_maintenance_ok = 0;       // runs of the worker's history timer, by outcome
+  std::map<std::string, uint64_t, std::less<>> errors;    // by type
+  std::map<std::string, CacheCounts, std::less<>> cache;  // by tier: memory, redis
+  uint64_t link_store_loads = 0;                          // keys loaded from PostgreSQL
+  uint64_t history_maintenance_ok = 0;  // runs of the worker's history timer, by outcome
   uint64_t history_maintenance_failed = 0;
   std::array<uint64_t, kLatencyBuckets.size() + 1> latency_buckets{};  // last is +Inf
   double latency_sum_seconds = 0;
@@ -62,14 +63,18 @@ class WorkerMetrics {
  public:
   static constexpr size_t kQuantileWindow = 8192;  // latest messages behind the quantiles
 
+  // Every error type of common/error_types.h starts at 0 (SPEC D16).
+  WorkerMetrics();
+
   void add_processed(uint64_t n, uint64_t history_rows, uint64_t events);
   void add_no_links(uint64_t n);
   void add_duplicates(uint64_t n);
   void add_dead_lettered(uint64_t n);
   void add_transform_counts(uint64_t assets_skipped, uint64_t metrics_skipped,
                             uint64_t missing_variable, uint64_t non_finite);
-  void add_error(const std::string& type, uint64_t n = 1);
-  void add_cache(const std::string& tier, uint64_t hits, uint64_t misses);
+  void add_error(std::string_view type, uint64_t n = 1);
+  // A tier is exported (at 0) from its first call, which the link resolver makes when it starts.
+  void add_cache(std::string_view tier, uint64_t hits, uint64_t misses);
   void add_link_store_loads(uint64_t n);
   void add_history_maintenance(bool ok);
   void observe_latencies(const std::vector<double>& seconds);

@@ -533,7 +533,8 @@ TEST_F(FaultSuite, TheTallySeesLossAndDuplicates) {
   ASSERT_TRUE(publisher.ok());
   std::string event_of_3;
   for (const auto& e : s.events()) {
-    if (e["messageId"] == asset_event_id(m(3).message_id, m(3).assets[0].asset_id)) {
+    if (e["messageId"] == asset_event_id(m(3).organization_id, m(3).device_id, m(3).message_id,
+                                         m(3).assets[0].asset_id)) {
       event_of_3 = e.dump();
     }
   }
@@ -943,7 +944,7 @@ TEST_F(FaultSuite, PoisonMessagesGoToTheDlqAtTheirFirstDelivery) {
       poison("1,001 metrics", with("metrics-many", "metrics", many), "metrics"),
       poison("invalid metric name", with("metric-name", "metrics", json{{"bad name!", 1}}),
              "metrics"),
-      poison("number out of range", R"({"messageId": "big", "metrics": {"t": 1e999}})", "payload"),
+      poison("malformed number", R"({"messageId": "bad-number", "metrics": {"t": 01}})", "payload"),
       poison("oversized (300 KB, limit 256 KiB)", padded.dump(), "payload"),
       poison("nested 100 deep", deep_metadata.dump(), "payload"),
       poison("nested 100,000 deep", std::string(100'000, '[') + std::string(100'000, ']'),
@@ -957,6 +958,15 @@ TEST_F(FaultSuite, PoisonMessagesGoToTheDlqAtTheirFirstDelivery) {
     m["timestamp"] = iso(kBaseTime + 200000 + 7200).substr(0, 19) + "+02:00";
     offset.payload = m.dump();
     offset.label = "timestamp with +02:00 offset";
+  }
+  // SPEC D3: a number past a double's range is a skipped metric, not a poison.
+  SentMessage overflow = telemetry(s, p, 9002, kBaseTime + 200002);
+  {
+    const std::string pressure = "\"pressure\":101.3";
+    ASSERT_NE(overflow.payload.find(pressure), std::string::npos) << overflow.payload;
+    overflow.payload.replace(overflow.payload.find(pressure), pressure.size(),
+                             "\"pressure\":1e999");
+    overflow.label = "a metric past a double's range";
   }
   SentMessage unlinked;
   unlinked.label = "device without assets";
@@ -981,6 +991,7 @@ TEST_F(FaultSuite, PoisonMessagesGoToTheDlqAtTheirFirstDelivery) {
     order.push_back(ledger.add(std::move(bad)));
   }
   order.push_back(ledger.add(offset));
+  order.push_back(ledger.add(overflow));
   order.push_back(ledger.add(unlinked));
   while (g < good.size()) order.push_back(good[g++]);
 

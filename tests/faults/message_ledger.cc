@@ -141,7 +141,9 @@ Tally account(Scenario& s, const MessageLedger& ledger) {
     }
     if (device_set.insert(m.device_id).second) devices.push_back(m.device_id);
     message_ids.push_back(m.message_id);
-    for (const auto& a : m.assets) by_event_id.emplace(asset_event_id(m.message_id, a.asset_id), i);
+    for (const auto& a : m.assets)
+      by_event_id.emplace(asset_event_id(m.organization_id, m.device_id, m.message_id, a.asset_id),
+                          i);
   }
   // Poison messages name devices too: their rows, if any, must show up as unexpected.
   for (const auto& m : messages) {

@@ -174,15 +174,16 @@ void process(const TelemetryMessage& msg) {
     const double score = type.health(metrics);
     ATW_FUZZ_CHECK(score >= 0 && score <= 100);
 
-    AssetEvent event{asset_event_id(msg.message_id, link.asset_id),
-                     link.asset_id,
-                     msg.device_id,
-                     msg.organization_id,
-                     msg.timestamp,
-                     std::move(metrics),
-                     score,
-                     std::optional<double>(42.5),
-                     fuzz_now()};
+    AssetEvent event{
+        asset_event_id(msg.organization_id, msg.device_id, msg.message_id, link.asset_id),
+        link.asset_id,
+        msg.device_id,
+        msg.organization_id,
+        msg.timestamp,
+        std::move(metrics),
+        score,
+        std::optional<double>(42.5),
+        fuzz_now()};
     check_event(event);
   }
 }
@@ -215,6 +216,8 @@ void check_dead_letter(std::string_view payload, const Status& status, size_t ma
     ATW_FUZZ_CHECK(j.at("payloadBase64").get<std::string>().size() == (payload.size() + 2) / 3 * 4);
   } else {
     ATW_FUZZ_CHECK(j.at("payload") == nlohmann::json::parse(payload));
+    // What `dlq replay` republishes: the original bytes, exactly.
+    ATW_FUZZ_CHECK(embedded_payload(text) == payload);
   }
 }
 

@@ -34,7 +34,12 @@ TEST(DlqTooling, ListReplayFailAgainReplayAndSucceed) {
   strict_env["MAX_FUTURE_S"] = "0";
   auto strict = std::make_unique<WorkerProcess>(strict_env);
   ASSERT_TRUE(strict->wait_ready(std::chrono::seconds(20)));
-  s.publish_one(message);
+  // As a producer wrote it: its own spacing, key order and number forms, which replay keeps.
+  std::string original = "  " + message.dump(1) + "\n";
+  const std::string pressure = "\"pressure\": 101.3";
+  ASSERT_NE(original.find(pressure), std::string::npos) << original;
+  original.replace(original.find(pressure), pressure.size(), "\"pressure\": 1.0130e2");
+  s.publish(std::vector<std::string>{original});
   ASSERT_TRUE(s.wait_stream_count(s.dlq_stream(), 1));
 
   int code = -1;
@@ -45,6 +50,12 @@ TEST(DlqTooling, ListReplayFailAgainReplayAndSucceed) {
   EXPECT_NE(table.find("1 dead letter(s)"), std::string::npos) << table;
   const std::string shown = run_cli(s, {"dlq", "show", "--all"}, &code);
   EXPECT_NE(shown.find("\"lastError\""), std::string::npos) << shown;
+  EXPECT_NE(shown.find("payload (" + std::to_string(original.size()) + " bytes, as published):\n" +
+                       original),
+            std::string::npos)
+      << shown;
+  const std::string bytes = run_cli(s, {"dlq", "show", "--all", "--payload"}, &code);
+  EXPECT_EQ(bytes, original) << "exactly the bytes, nothing else";
 
   // Replayed while the strict worker still runs: it fails again and returns to the DLQ.
   const std::string first = run_cli(s, {"dlq", "replay", "--all"}, &code);
@@ -55,6 +66,7 @@ TEST(DlqTooling, ListReplayFailAgainReplayAndSucceed) {
   auto dlq = s.dead_letters();
   ASSERT_EQ(dlq.size(), 1u) << "the first entry is removed, the second failure adds one";
   EXPECT_EQ(dlq[0]["payload"], message);
+  EXPECT_EQ(s.stream(s.input_stream())[1].data, original) << "replayed byte for byte";
   EXPECT_EQ(strict->stop(SIGTERM), 0);
 
   // Replayed to a worker that accepts it: processed, and the DLQ is empty.

@@ -1,5 +1,6 @@
-// telemetry_history partitioned by time (issue 6), against the real PostgreSQL: the migration of
-// an unpartitioned table, `asset-worker maintain`, retention, the worker's timer, and SPEC D11
+// telemetry_history partitioned by time (issue 6), against the real PostgreSQL: an adopted,
+// unpartitioned table left as it is by `migrate` and converted by `asset-worker storage
+// history-partitions`, `asset-worker maintain`, retention, the worker's timer, and SPEC D11
 // across partitions through the real sink. Each test works in a database of its own
 // (CREATE DATABASE atw_part_...), dropped at its end, so the partitions made and dropped here
 // never touch another test's tables.
@@ -22,7 +23,7 @@
 #include "adapters/postgres/history_maintenance.h"
 #include "adapters/postgres/migrations.h"
 #include "adapters/postgres/pg_telemetry_sink.h"
-#include "support/servers.h"
+#include "support/own_database.h"
 
 namespace atw::testing {
 namespace {
@@ -32,90 +33,15 @@ using namespace std::chrono_literals;
 // The key telemetry_history_maintain takes (migrations/004_partitioned_history.sql).
 constexpr const char* kMaintainLockKey = "7216402292";
 
-std::string random_suffix() {
-  std::random_device rd;
-  return fmt::format("{:08x}", rd());
-}
-
-// The URI `url` with its database name replaced.
-std::string with_database(const std::string& url, const std::string& database) {
-  const size_t scheme = url.find("://");
-  if (scheme == std::string::npos) {
-    ADD_FAILURE() << "ATW_TEST_DATABASE_URL must be a URI (postgresql://...): " << url;
-    return url;
-  }
-  const size_t path = url.find('/', scheme + 3);
-  const size_t query = url.find('?', scheme + 3);
-  const std::string rest = query == std::string::npos ? "" : url.substr(query);
-  return url.substr(0, std::min(path, query)) + "/" + database + rest;
-}
-
-// Multi-statement SQL through the simple protocol.
-void run_script(PgConnection& db, const std::string& sql) {
-  ASSERT_TRUE(db.ensure().ok());
-  PgResult r(PQexec(db.raw(), sql.c_str()));
-  const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
-  ASSERT_TRUE(status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
-      << PQerrorMessage(db.raw()) << "\n"
-      << sql.substr(0, 200);
-}
-
-// A database of the test's own on the server of ATW_TEST_DATABASE_URL, dropped at the end with
-// any role the test made.
-class OwnDatabase {
- public:
-  OwnDatabase() : admin_(server_urls().database) {
-    name_ = "atw_part_" + random_suffix();
-    admin_.exec("CREATE DATABASE " + name_);
-    url_ = with_database(server_urls().database, name_);
-    sql_ = std::make_unique<Sql>(url_);
-  }
-  ~OwnDatabase() {
-    sql_.reset();
-    admin_.exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
-    for (const auto& role : roles_) admin_.exec("DROP ROLE IF EXISTS " + role);
-  }
-  OwnDatabase(const OwnDatabase&) = delete;
-  OwnDatabase& operator=(const OwnDatabase&) = delete;
-
-  const std::string& url() const { return url_; }
-  Sql& sql() { return *sql_; }
-  std::string make_role() {
-    roles_.push_back(name_ + "_reader");
-    admin_.exec("CREATE ROLE " + roles_.back());
-    return roles_.back();
-  }
-
-  // Every migration.
-  void migrate_all() {
-    PgConnection db(url_);
-    auto applied = migrate(db);
-    ASSERT_TRUE(applied.ok()) << applied.status().to_string();
-  }
-  // The schema as it was before partitioning: migrations 001-003, recorded as applied, so that
-  // a later migrate() applies 004 and what follows.
-  void migrate_before_partitioning() {
-    PgConnection db(url_);
-    run_script(db,
-               "CREATE TABLE asset_worker_migrations (name text PRIMARY KEY,"
-               " applied_at timestamptz NOT NULL DEFAULT now())");
-    for (const Migration& m : embedded_migrations()) {
-      if (std::string(m.name) >= "004") continue;
-      run_script(db, std::string("BEGIN;\n") + m.sql + "\n;INSERT INTO asset_worker_migrations" +
-                         " (name) VALUES ('" + m.name + "');\nCOMMIT;");
-    }
-    ASSERT_EQ(sql_->scalar("SELECT relkind::text FROM pg_class WHERE relname ="
+// A database of the test's own, as another service made it: telemetry_history unpartitioned
+// (create_owner_tables), adopted as it is by every migration.
+void adopt_owner_tables(OwnDatabase& d) {
+  d.create_owner_tables();
+  d.migrate_all();
+  ASSERT_EQ(d.sql().scalar("SELECT relkind::text FROM pg_class WHERE relname ="
                            " 'telemetry_history'"),
-              "r");
-  }
-
- private:
-  Sql admin_;
-  std::string name_;
-  std::string url_;
-  std::unique_ptr<Sql> sql_;
-  std::vector<std::string> roles_;
-};
+            "r");
+}
 
 // The server's current UTC date, YYYY-MM-DD.
 std::string utc_today(Sql& sql) {
@@ -226,39 +152,97 @@ size_t count_of(const std::string& text, const std::string& prefix) {
   return n;
 }
 
-TEST(HistoryPartitions, MigrationKeepsEveryRowOfAnUnpartitionedTable) {
-  OwnDatabase d;
-  d.migrate_before_partitioning();
+// Far past, weeks ago, yesterday's last microsecond, today from its first microsecond, the days
+// after, and a month ahead; a NULL value every fifth row.
+const std::vector<std::pair<int, double>> kSpread = {
+    {-9000, 3}, {-40, 12}, {-1, 0}, {-1, 23.9999997}, {0, 0}, {0, 13.5}, {0, 23},
+    {1, 1},     {3, 7},    {3, 8},  {7, 23},          {8, 0}, {30, 12}};
+
+// The columns of the owner's tables, for "nothing was added".
+std::string owner_columns(Sql& sql) {
+  return *sql.scalar(
+      "SELECT string_agg(attrelid::regclass || '.' || attname, ',' ORDER BY 1) FROM pg_attribute"
+      " WHERE attrelid IN ('assets'::regclass, 'asset_types'::regclass,"
+      " 'entity_edges'::regclass, 'telemetry_history'::regclass) AND attnum > 0"
+      " AND NOT attisdropped");
+}
+
+// SPEC D15: `migrate` adopts another service's tables as they are: no column added, no table
+// renamed, rewritten or partitioned, no storage parameter changed; twice, and maintenance leaves
+// the table's rows alone.
+TEST(HistoryPartitions, MigrateAdoptsAnUnpartitionedTableAsItIs) {
+  OwnDatabase d("atw_part");
+  d.create_owner_tables();
   Sql& sql = d.sql();
   const std::string today = utc_today(sql);
-  // Far past, weeks ago, yesterday's last microsecond, today from its first microsecond, the
-  // days after, and past the partitions made ahead; a NULL value every fifth row; one row twice.
-  insert_rows(sql, today,
-              {{-9000, 3},
-               {-40, 12},
-               {-1, 0},
-               {-1, 23.9999997},
-               {0, 0},
-               {0, 13.5},
-               {0, 23},
-               {1, 1},
-               {3, 7},
-               {3, 8},
-               {7, 23},
-               {8, 0},
-               {30, 12}});
+  insert_rows(sql, today, kSpread);
+  const std::string columns = owner_columns(sql);
+  const std::string before = content(sql);
+  const std::string files =
+      "SELECT pg_relation_filenode('telemetry_history') || ',' || pg_relation_filenode('assets')";
+  const std::string files_before = *sql.scalar(files);
+
+  for (int i = 0; i < 2; ++i) {
+    auto r = run_command(d.url(), {"migrate"});
+    ASSERT_EQ(r.code, 0) << r.output;
+  }
+  EXPECT_EQ(sql.scalar("SELECT relkind::text FROM pg_class WHERE relname = 'telemetry_history'"),
+            "r");
+  EXPECT_EQ(sql.scalar(files), files_before) << "no table rewritten";
+  EXPECT_EQ(owner_columns(sql), columns) << "no column added";
+  EXPECT_EQ(sql.scalar("SELECT coalesce(array_to_string(reloptions, ','), '') FROM pg_class"
+                       " WHERE oid = 'assets'::regclass"),
+            "")
+      << "assets' storage parameters are its owner's";
+  EXPECT_EQ(content(sql), before);
+  EXPECT_EQ(sql.scalar("SELECT count(*)::text FROM pg_class WHERE relname LIKE"
+                       " 'telemetry_history_%' AND relkind = 'r'"),
+            "0")
+      << "no partition made";
+
+  auto r = run_command(d.url(), {"maintain", "--history-retention-days", "30"});
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(count_of(r.output, "created "), 0u) << r.output;
+  EXPECT_EQ(count_of(r.output, "dropped "), 0u) << r.output;
+  EXPECT_EQ(content(sql), before) << "rows past the retention are the owner's to delete";
+}
+
+TEST(HistoryPartitions, TheStorageCommandPartitionsAnAdoptedTableKeepingEveryRow) {
+  OwnDatabase d("atw_part");
+  adopt_owner_tables(d);
+  Sql& sql = d.sql();
+  const std::string today = utc_today(sql);
+  insert_rows(sql, today, kSpread);
   sql.exec("INSERT INTO telemetry_history SELECT * FROM telemetry_history LIMIT 1");
+  sql.exec("CREATE INDEX history_by_metric ON telemetry_history (metric_key)");
+  sql.exec("CREATE VIEW recent_history AS SELECT * FROM telemetry_history");
   const std::string role = d.make_role();
   sql.exec("GRANT SELECT ON telemetry_history TO " + role);
   const std::string before = content(sql);
   const std::string file_before = *sql.scalar("SELECT pg_relation_filenode('telemetry_history')");
+  // The newest row is on day +30: the legacy partition ends with day +31.
+  const std::string bound_day = *sql.scalar("SELECT ($1::date + 31)::text", {today});
 
-  PgConnection db(d.url());
-  auto applied = migrate(db);
-  ASSERT_TRUE(applied.ok()) << applied.status().to_string();
-  ASSERT_FALSE(applied->empty());
-  EXPECT_EQ(applied->front(), "004_partitioned_history.sql");
+  auto dry = run_command(d.url(), {"storage", "history-partitions", "--dry-run"});
+  ASSERT_EQ(dry.code, 0) << dry.output;
+  for (const std::string& said :
+       {std::string("dry run: nothing was changed"), std::string("14 rows"),
+        std::string("a full read of it took"), std::string("rows moved: none"),
+        std::string("RENAME TO telemetry_history_legacy"), std::string("ATTACH PARTITION"),
+        std::string("VALIDATE CONSTRAINT"), std::string("ACCESS EXCLUSIVE"),
+        std::string("SHARE UPDATE EXCLUSIVE"), std::string("view recent_history stays with"),
+        std::string("before " + bound_day)}) {
+    EXPECT_NE(dry.output.find(said), std::string::npos) << said << "\n" << dry.output;
+  }
+  EXPECT_EQ(sql.scalar("SELECT relkind::text FROM pg_class WHERE relname = 'telemetry_history'"),
+            "r");
+  EXPECT_EQ(sql.scalar("SELECT count(*)::text FROM pg_constraint"
+                       " WHERE conrelid = 'telemetry_history'::regclass AND contype = 'c'"),
+            "0")
+      << "a dry run changes nothing";
 
+  auto run = run_command(d.url(), {"storage", "history-partitions"});
+  ASSERT_EQ(run.code, 0) << run.output;
   EXPECT_EQ(
       sql.scalar("SELECT relkind::text FROM pg_class WHERE oid = 'telemetry_history'::regclass"),
       "p");
@@ -268,44 +252,61 @@ TEST(HistoryPartitions, MigrationKeepsEveryRowOfAnUnpartitionedTable) {
   EXPECT_EQ(sql.scalar("SELECT (upper_bound = $1::date::timestamptz AND lower_bound IS NULL)::text"
                        " FROM telemetry_history_partitions()"
                        " WHERE relation = 'telemetry_history_legacy'",
-                       {today}),
-            "true")
-      << "legacy: FROM (MINVALUE) TO (the start of today, UTC)";
-  std::vector<std::string> expected = {"telemetry_history_legacy"};
-  for (const auto& p : day_partitions(sql, today, 0, 7)) expected.push_back(p);
-  expected.push_back("telemetry_history_default");
-  EXPECT_EQ(partitions(sql), expected);
-
-  const std::map<std::string, int> where = {
-      {"telemetry_history_legacy", 5},  // 4 + the copy
-      {day_partition(sql, today, 0), 3}, {day_partition(sql, today, 1), 1},
-      {day_partition(sql, today, 3), 2}, {day_partition(sql, today, 7), 1},
-      {"telemetry_history_default", 2}};
-  EXPECT_EQ(rows_by_partition(sql), where);
-
-  // The old index serves the legacy partition (none built beside it); grants stay.
+                       {bound_day}),
+            "true");
+  EXPECT_EQ(partitions(sql),
+            (std::vector<std::string>{"telemetry_history_legacy", "telemetry_history_default"}));
+  EXPECT_EQ(rows_by_partition(sql), (std::map<std::string, int>{{"telemetry_history_legacy", 14}}));
+  // Its indexes serve the legacy partition (none built beside it); grants stay.
   EXPECT_EQ(sql.scalar("SELECT count(*)::text FROM pg_index"
                        " WHERE indrelid = 'telemetry_history_legacy'::regclass"),
-            "1");
-  EXPECT_EQ(sql.scalar("SELECT inhparent::regclass::text FROM pg_inherits"
-                       " WHERE inhrelid = 'telemetry_history_legacy_entity_time_idx'::regclass"),
-            "telemetry_history_entity_time_idx");
+            "2");
+  EXPECT_EQ(sql.scalar("SELECT string_agg(inhparent::regclass::text, ',' ORDER BY 1)"
+                       " FROM pg_inherits WHERE inhrelid IN"
+                       " ('telemetry_history_entity_time_idx_legacy'::regclass,"
+                       "  'history_by_metric_legacy'::regclass)"),
+            "history_by_metric,telemetry_history_entity_time_idx");
   EXPECT_EQ(
       sql.scalar("SELECT has_table_privilege($1, 'telemetry_history', 'SELECT')::text", {role}),
       "true");
-  EXPECT_EQ(sql.scalar("SELECT amname::text FROM pg_class c JOIN pg_am a ON a.oid = c.relam"
-                       " WHERE c.relname = 'processed_messages_processed_at_brin'"),
-            "brin");
 
-  // Safe to run twice.
-  auto again = migrate(db);
-  ASSERT_TRUE(again.ok()) << again.status().to_string();
-  EXPECT_TRUE(again->empty());
-  EXPECT_EQ(content(sql), before);
+  // Days past the legacy partition get theirs, and a writer's rows land in them.
+  auto ahead = run_command(d.url(), {"maintain", "--partitions-ahead-days", "33"});
+  ASSERT_EQ(ahead.code, 0) << ahead.output;
+  EXPECT_EQ(count_of(ahead.output, "created "), 3u) << ahead.output;
+  insert_rows(sql, today, {{32, 6}, {2, 6}});
+  EXPECT_EQ(rows_by_partition(sql)[day_partition(sql, today, 32)], 1);
+  EXPECT_EQ(rows_by_partition(sql)["telemetry_history_legacy"], 15);
+
+  auto again = run_command(d.url(), {"storage", "history-partitions"});
+  ASSERT_EQ(again.code, 0) << again.output;
+  EXPECT_NE(again.output.find("partitioned already"), std::string::npos) << again.output;
+}
+
+// An operator who was told to keep room on assets' pages does it on their word, with a plan first.
+TEST(HistoryPartitions, TheStorageCommandSetsAssetsFillfactorOnlyWhenAsked) {
+  OwnDatabase d("atw_part");
+  adopt_owner_tables(d);
+  Sql& sql = d.sql();
+  const std::string options =
+      "SELECT coalesce(array_to_string(reloptions, ','), '') FROM pg_class"
+      " WHERE oid = 'assets'::regclass";
+  auto dry = run_command(d.url(), {"storage", "assets-fillfactor", "--dry-run", "--repack"});
+  ASSERT_EQ(dry.code, 0) << dry.output;
+  EXPECT_NE(dry.output.find("ALTER TABLE public.assets SET (fillfactor = 50)"), std::string::npos)
+      << dry.output;
+  EXPECT_NE(dry.output.find("VACUUM FULL public.assets"), std::string::npos) << dry.output;
+  EXPECT_EQ(sql.scalar(options), "");
+  auto run = run_command(d.url(), {"storage", "assets-fillfactor", "--repack"});
+  ASSERT_EQ(run.code, 0) << run.output;
+  EXPECT_EQ(sql.scalar(options), "fillfactor=50");
+  auto again = run_command(d.url(), {"storage", "assets-fillfactor"});
+  ASSERT_EQ(again.code, 0) << again.output;
+  EXPECT_NE(again.output.find("nothing to do"), std::string::npos) << again.output;
 }
 
 TEST(HistoryPartitions, FreshDatabaseHasItsPartitionsAtOnce) {
-  OwnDatabase d;
+  OwnDatabase d("atw_part");
   d.migrate_all();
   Sql& sql = d.sql();
   const std::string today = utc_today(sql);
@@ -318,7 +319,7 @@ TEST(HistoryPartitions, FreshDatabaseHasItsPartitionsAtOnce) {
 }
 
 TEST(HistoryPartitions, MaintainMakesTheDaysAheadOnce) {
-  OwnDatabase d;
+  OwnDatabase d("atw_part");
   d.migrate_all();
   Sql& sql = d.sql();
   const std::string today = utc_today(sql);
@@ -356,7 +357,7 @@ TEST(HistoryPartitions, MaintainMakesTheDaysAheadOnce) {
       << negative.output;
 
   // A database that was never migrated: a clear error, exit 1.
-  OwnDatabase empty;
+  OwnDatabase empty("atw_part");
   auto unmigrated = run_command(empty.url(), {"maintain"});
   EXPECT_EQ(unmigrated.code, 1);
   EXPECT_NE(unmigrated.output.find("history maintenance failed"), std::string::npos)
@@ -371,7 +372,7 @@ TEST(HistoryPartitions, MaintainMakesTheDaysAheadOnce) {
 }
 
 TEST(HistoryPartitions, RowsOfAFutureDayMoveOutOfTheDefaultPartition) {
-  OwnDatabase d;
+  OwnDatabase d("atw_part");
   d.migrate_all();
   Sql& sql = d.sql();
   const std::string today = utc_today(sql);
@@ -395,7 +396,7 @@ TEST(HistoryPartitions, RowsOfAFutureDayMoveOutOfTheDefaultPartition) {
 }
 
 TEST(HistoryPartitions, RetentionDropsOldPartitionsAndForgetsOldMessages) {
-  OwnDatabase d;
+  OwnDatabase d("atw_part");
   d.migrate_all();
   Sql& sql = d.sql();
   const std::string today = utc_today(sql);
@@ -451,9 +452,15 @@ TEST(HistoryPartitions, RetentionDropsOldPartitionsAndForgetsOldMessages) {
   EXPECT_EQ(count_of(twice.output, "deleted "), 0u) << twice.output;
 }
 
+// Converts an adopted telemetry_history with the storage command (ADD_FAILURE if it fails).
+void convert_to_partitions(OwnDatabase& d) {
+  auto r = run_command(d.url(), {"storage", "history-partitions"});
+  ASSERT_EQ(r.code, 0) << r.output;
+}
+
 TEST(HistoryPartitions, TheLegacyPartitionKeepsItsMessagesUntilItIsDroppedWhole) {
-  OwnDatabase d;
-  d.migrate_before_partitioning();
+  OwnDatabase d("atw_part");
+  adopt_owner_tables(d);
   Sql& sql = d.sql();
   const std::string today = utc_today(sql);
   insert_rows(sql, today, {{-40, 1}, {-1, 2}});
@@ -462,7 +469,7 @@ TEST(HistoryPartitions, TheLegacyPartitionKeepsItsMessagesUntilItIsDroppedWhole)
       " processed_at, previous_scores) VALUES"
       " ('from-before', 'org', 'dev', $1::date - 40, $1::date - 40, '{}')",
       {today});
-  d.migrate_all();
+  convert_to_partitions(d);  // the legacy partition ends with day +7
 
   // Within the retention of its newest rows, the legacy partition stays whole, and so do the
   // processed_messages rows of its messages: a redelivery must still find them (SPEC D11).
@@ -473,10 +480,10 @@ TEST(HistoryPartitions, TheLegacyPartitionKeepsItsMessagesUntilItIsDroppedWhole)
   EXPECT_EQ(rows_by_partition(sql), (std::map<std::string, int>{{"telemetry_history_legacy", 2}}));
   EXPECT_EQ(sql.scalar("SELECT count(*)::text FROM processed_messages"), "1");
 
-  // Thirty days on, all of it is past the retention: dropped whole, its messages forgotten.
+  // When the whole of it is past the retention: dropped whole, its messages forgotten.
   const auto later = sql.query(
       "SELECT action, relation, row_count::text FROM telemetry_history_maintain(7, 30,"
-      " $1::date + 30) WHERE action <> 'created'",
+      " $1::date + 37) WHERE action <> 'created'",
       {today});
   ASSERT_EQ(later.size(), 2u);
   EXPECT_EQ(later[0][0], "deleted");
@@ -485,8 +492,9 @@ TEST(HistoryPartitions, TheLegacyPartitionKeepsItsMessagesUntilItIsDroppedWhole)
   EXPECT_EQ(later[1][0], "dropped");
   EXPECT_EQ(later[1][1], "telemetry_history_legacy");
   EXPECT_EQ(sql.scalar("SELECT count(*)::text FROM telemetry_history"), "0");
-  EXPECT_EQ(partitions(sql).front(), day_partition(sql, today, 0))
-      << "today's partition is not past a retention of 30 days from today + 30";
+  EXPECT_EQ(partitions(sql).front(), day_partition(sql, today, 7))
+      << "the first day after the legacy partition is not past a retention of 30 days from"
+         " today + 37";
 }
 
 // The rows of one test message: one asset result per (asset, metrics, score).
@@ -503,23 +511,24 @@ Timestamp micros_at(Sql& sql, const std::string& when) {
 }
 
 TEST(HistoryPartitions, RedeliveriesWriteNothingTwiceAcrossPartitions) {
-  OwnDatabase d;
-  d.migrate_before_partitioning();
+  OwnDatabase d("atw_part");
+  adopt_owner_tables(d);
   Sql& sql = d.sql();
   const std::string today = utc_today(sql);
-  insert_rows(sql, today, {{-5, 1}});  // so that the old table becomes the legacy partition
-  d.migrate_all();
+  insert_rows(sql, today, {{-5, 1}});
+  convert_to_partitions(d);  // the legacy partition ends with day +7
+  sql.exec("SELECT * FROM telemetry_history_maintain(25, 0)");
   sql.exec(
-      "INSERT INTO assets (id, tenant_id, name) VALUES ('pump-1', 'org-1', 'Pump 1'),"
-      " ('pump-2', 'org-1', 'Pump 2')");
+      "INSERT INTO assets (id, name) VALUES ('pump-1', 'Pump 1'),"
+      " ('pump-2', 'Pump 2')");
 
-  // One batch whose rows land in the legacy partition, today's, tomorrow's and the DEFAULT one.
+  // One batch whose rows land in the legacy partition, day +8's and the DEFAULT one.
   const std::vector<MessageResult> batch = {
       message("m-legacy", micros_at(sql, "2020-06-01T00:00:00Z"),
               {{"pump-1", MetricSet{{"a", 1}, {"b", 2}}, 80}}),
-      message("m-tomorrow", micros_at(sql, at(sql, today, 1, 12)),
+      message("m-day8", micros_at(sql, at(sql, today, 8, 12)),
               {{"pump-1", MetricSet{{"a", 3}}, 70}, {"pump-2", MetricSet{{"a", 4}, {"c", 5}}, 60}}),
-      message("m-far", micros_at(sql, at(sql, today, 20, 6)),
+      message("m-far", micros_at(sql, at(sql, today, 40, 6)),
               {{"pump-2", MetricSet{{"a", 6}}, 50}}),
       message("m-today", micros_at(sql, at(sql, today, 0, 0)),
               {{"pump-1", MetricSet{{"a", 7}}, 90}}),
@@ -532,9 +541,8 @@ TEST(HistoryPartitions, RedeliveriesWriteNothingTwiceAcrossPartitions) {
   ASSERT_TRUE(first.ok()) << first.status().to_string();
   for (const auto& o : *first) EXPECT_FALSE(o.duplicate);
   const std::map<std::string, int> after_first = {
-      {"telemetry_history_legacy", 3},  // the row from before, and m-legacy's two
-      {day_partition(sql, today, 0), 1},
-      {day_partition(sql, today, 1), 3},
+      {"telemetry_history_legacy", 4},  // the row from before, m-legacy's two and m-today's
+      {day_partition(sql, today, 8), 3},
       {"telemetry_history_default", 1}};
   EXPECT_EQ(rows_by_partition(sql), after_first);
   const std::string scores =
@@ -556,15 +564,15 @@ TEST(HistoryPartitions, RedeliveriesWriteNothingTwiceAcrossPartitions) {
   EXPECT_EQ(content(sql), history_after_first);
   EXPECT_EQ(sql.scalar(scores), "pump-1=70,pump-2=50");
 
-  // Day +20 gets its partition: m-far's row moves out of the DEFAULT partition.
-  sql.exec("SELECT * FROM telemetry_history_maintain(21, 0)");
-  EXPECT_EQ(rows_by_partition(sql)[day_partition(sql, today, 20)], 1);
+  // Day +40 gets its partition: m-far's row moves out of the DEFAULT partition.
+  sql.exec("SELECT * FROM telemetry_history_maintain(41, 0)");
+  EXPECT_EQ(rows_by_partition(sql)[day_partition(sql, today, 40)], 1);
   EXPECT_EQ(rows_by_partition(sql).count("telemetry_history_default"), 0u);
   EXPECT_EQ(content(sql), history_after_first);
 
   // And again, with one new message of that day in the batch: only the new one is written.
   auto with_new = batch;
-  with_new.push_back(message("m-new", micros_at(sql, at(sql, today, 20, 7)),
+  with_new.push_back(message("m-new", micros_at(sql, at(sql, today, 40, 7)),
                              {{"pump-2", MetricSet{{"a", 8}}, 40}}));
   auto third = sink.write(with_new, received);
   ASSERT_TRUE(third.ok()) << third.status().to_string();
@@ -573,7 +581,7 @@ TEST(HistoryPartitions, RedeliveriesWriteNothingTwiceAcrossPartitions) {
   EXPECT_EQ(third->back().previous_scores, std::vector<std::optional<double>>{50.0});
   auto after_third = after_first;
   after_third.erase("telemetry_history_default");
-  after_third[day_partition(sql, today, 20)] = 2;
+  after_third[day_partition(sql, today, 40)] = 2;
   EXPECT_EQ(rows_by_partition(sql), after_third);
   EXPECT_EQ(sql.scalar("SELECT count(*)::text FROM (SELECT 1 FROM telemetry_history"
                        " GROUP BY entity_id, metric_key, \"timestamp\" HAVING count(*) > 1) d"),
@@ -582,7 +590,7 @@ TEST(HistoryPartitions, RedeliveriesWriteNothingTwiceAcrossPartitions) {
 }
 
 TEST(HistoryPartitions, ConcurrentMaintenanceBesideWritersNeverFails) {
-  OwnDatabase d;
+  OwnDatabase d("atw_part");
   d.migrate_all();
   Sql& sql = d.sql();
   const std::string today = utc_today(sql);
@@ -661,7 +669,7 @@ TEST(HistoryPartitions, ConcurrentMaintenanceBesideWritersNeverFails) {
 // Shutdown does not wait for a maintenance that waits for the server: here, for a lock the test
 // holds on telemetry_history (which the maintenance would otherwise wait 5 s for, then fail).
 TEST(HistoryPartitions, StopEndsAMaintenanceInProgress) {
-  OwnDatabase d;
+  OwnDatabase d("atw_part");
   d.migrate_all();
   Sql& sql = d.sql();
   const std::string today = utc_today(sql);
@@ -692,7 +700,7 @@ TEST(HistoryPartitions, StopEndsAMaintenanceInProgress) {
 }
 
 TEST(HistoryPartitions, WorkerMaintainsOnItsTimerAndStopsPromptly) {
-  OwnDatabase d;
+  OwnDatabase d("atw_part");
   d.migrate_all();
   Sql& sql = d.sql();
   const std::string today = utc_today(sql);

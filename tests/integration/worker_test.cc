@@ -13,6 +13,7 @@
 
 #include "adapters/postgres/migrations.h"
 #include "adapters/redis/redis_link_cache.h"
+#include "domain/link_cache_codec.h"
 #include "support/servers.h"
 
 namespace atw::testing {
@@ -21,23 +22,12 @@ namespace {
 using nlohmann::json;
 using std::chrono::seconds;
 
-// "entity_id metric_key=value" for every history row of the given assets, sorted.
 std::vector<std::string> history(Scenario& s, const std::vector<std::string>& assets) {
-  std::vector<std::string> out;
-  for (const auto& row : s.sql().query(
-           "SELECT entity_id, metric_key, value::text, source_device_id, quality, entity_type,"
-           " to_char(\"timestamp\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
-           " FROM telemetry_history WHERE entity_id = ANY($1::text[])"
-           " ORDER BY entity_id, metric_key, \"timestamp\"",
-           {pg_text_array(std::vector<std::string_view>(assets.begin(), assets.end()))})) {
-    out.push_back(*row[0] + " " + *row[1] + "=" + *row[2] + " " + *row[6] + " " + *row[3] + " " +
-                  *row[4] + " " + *row[5]);
-  }
-  return out;
+  return s.history(assets);
 }
 
 std::optional<std::string> score(Scenario& s, const std::string& asset) {
-  return s.sql().scalar("SELECT health_score::text FROM assets WHERE id = $1", {asset});
+  return s.score(asset);
 }
 
 const json* event_for(const std::vector<json>& events, const std::string& asset,
@@ -56,16 +46,7 @@ TEST(WorkerEndToEnd, DocumentExampleGivesItsRowsScoresAndEvents) {
   ASSERT_TRUE(s.wait_stream_count(s.output_stream(), 2));
   ASSERT_TRUE(s.wait_all_acked());
 
-  const std::string dev = plant.device;
-  EXPECT_EQ(
-      history(s, {plant.pump_a, plant.pump_b}),
-      (std::vector<std::string>{
-          plant.pump_a + " motor_temperature=25.5 2026-01-28T14:30:00 " + dev + " good Asset",
-          plant.pump_a + " power_consumption=30.75 2026-01-28T14:30:00 " + dev + " good Asset",
-          plant.pump_a + " power_current=2.5 2026-01-28T14:30:00 " + dev + " good Asset",
-          plant.pump_a + " power_input=12.3 2026-01-28T14:30:00 " + dev + " good Asset",
-          plant.pump_b + " motor_temperature=25.5 2026-01-28T14:30:00 " + dev + " good Asset",
-      }));
+  EXPECT_EQ(history(s, {plant.pump_a, plant.pump_b}), Scenario::document_example_history(plant));
   EXPECT_EQ(score(s, plant.pump_a), "100");
   EXPECT_EQ(score(s, plant.pump_b), "100");
   EXPECT_EQ(s.sql().scalar("SELECT health_score_computed_by || ' ' || to_char("
@@ -271,7 +252,7 @@ TEST(WorkerEndToEnd, LinksAreCachedInRedisUnderTheTenantKey) {
   const std::string key = "device_asset_links:" + plant.org + ":" + plant.device;
   auto* reply = static_cast<redisReply*>(redisCommand(ctx, "GET %s", key.c_str()));
   ASSERT_TRUE(reply && reply->type == REDIS_REPLY_STRING) << key;
-  auto cached = parse_link_set(std::string_view(reply->str, reply->len));
+  auto cached = parse_link_set(std::string_view(reply->str, reply->len), {plant.org, plant.device});
   ASSERT_TRUE(cached.ok());
   ASSERT_EQ(cached->links.size(), 2u);
   EXPECT_EQ(cached->links[0].asset_id, plant.pump_a);

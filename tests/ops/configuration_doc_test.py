@@ -46,7 +46,7 @@ def subcommands(words=()):
     if len(part) < 2:
         return [words]
     out = []
-    for m in re.finditer(r"^\s{2}([a-z]+)\s", part[1], re.M):
+    for m in re.finditer(r"^\s{2}([a-z][a-z-]*)\s", part[1], re.M):
         out += subcommands(words + (m.group(1),))
     return out
 

@@ -47,7 +47,7 @@ def asset_worker_commands(text):
                 if w.startswith("--"):
                     options.append(w.split("=")[0])
                     in_words = False
-                elif in_words and re.fullmatch(r"[a-z]+", w):
+                elif in_words and re.fullmatch(r"[a-z][a-z-]*", w):
                     words.append(w)
                 else:
                     in_words = False  # a placeholder (SEQ..., ORG) or an option's value
@@ -73,13 +73,14 @@ class RunbookTest(unittest.TestCase):
         subcommands = {c[0] for c in commands}
         for needed in (("migrate",), ("dlq", "list"), ("dlq", "show"), ("dlq", "replay"),
                        ("dlq", "purge"), ("links", "invalidate"), ("formulas", "check"),
-                       ("formulas", "try")):
+                       ("formulas", "try"), ("storage", "history-partitions"),
+                       ("storage", "assets-fillfactor")):
             self.assertIn(needed, subcommands, "the runbook should say how to use it")
         for words, options in sorted(commands):
             with self.subTest(command=" ".join(("asset-worker",) + words + options)):
                 code, out = help_text(words)
                 self.assertEqual(code, 0)
-                usage = re.search(r"Usage: \S*asset-worker((?: [a-z]+)*)", out)
+                usage = re.search(r"Usage: \S*asset-worker((?: [a-z][a-z-]*)*)", out)
                 self.assertIsNotNone(usage, out)
                 self.assertEqual(usage.group(1).split(), list(words), "no such subcommand")
                 for o in options:

@@ -351,8 +351,8 @@ class FakeSink final : public TelemetrySink {
     std::map<std::string, size_t> first_in_batch;
     std::vector<bool> fresh(messages.size());
     for (size_t i = 0; i < messages.size(); ++i) {
-      const bool repeat = !first_in_batch.emplace(messages[i].message_id, i).second;
-      fresh[i] = !repeat && !processed.contains(messages[i].message_id);
+      const bool repeat = !first_in_batch.emplace(identity(messages[i]), i).second;
+      fresh[i] = !repeat && !processed.contains(identity(messages[i]));
     }
     ScoreLedger ledger;
     for (size_t i = 0; i < messages.size(); ++i) {
@@ -369,7 +369,7 @@ class FakeSink final : public TelemetrySink {
     for (size_t i = 0; i < messages.size(); ++i) {
       const MessageResult& m = messages[i];
       if (fresh[i]) {
-        auto& prev = recorded[m.message_id];
+        auto& prev = recorded[identity(m)];
         for (const auto& a : m.assets) {
           auto p = ledger.apply(a.asset_id, a.health_score, m.timestamp);
           outcomes[i].previous_scores.push_back(p);
@@ -382,8 +382,8 @@ class FakeSink final : public TelemetrySink {
         continue;
       }
       outcomes[i].duplicate = true;
-      auto it = processed.find(m.message_id);
-      const auto& prev = it != processed.end() ? it->second : recorded[m.message_id];
+      auto it = processed.find(identity(m));
+      const auto& prev = it != processed.end() ? it->second : recorded[identity(m)];
       for (const auto& a : m.assets) {
         auto p = prev.find(a.asset_id);
         outcomes[i].previous_scores.push_back(p != prev.end() ? p->second : std::nullopt);
@@ -408,7 +408,11 @@ class FakeSink final : public TelemetrySink {
     return out;
   }
 
-  // Message id -> (asset id -> score before the message), as first written.
+  // A message's identity (SPEC D11), as processed_messages' key has it.
+  static std::string identity(const MessageResult& m) {
+    return m.organization_id + "\n" + m.device_id + "\n" + m.message_id;
+  }
+  // identity() -> (asset id -> score before the message), as first written.
   std::map<std::string, std::map<std::string, std::optional<double>>> processed;
   std::vector<HistoryRow> history;
   std::map<std::string, AssetRow> assets;  // preset to give assets a stored score

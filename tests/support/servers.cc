@@ -107,7 +107,13 @@ Rows Sql::query(const std::string& sql, const std::vector<std::optional<std::str
 }
 
 void Sql::exec(const std::string& sql, const std::vector<std::optional<std::string>>& params) {
-  (void)query(sql, params);
+  if (!params.empty()) {
+    (void)query(sql, params);
+    return;
+  }
+  // Without parameters, a script of several statements, in one request.
+  auto r = db_.run_script("test", sql);
+  if (!r.ok()) ADD_FAILURE() << "SQL failed: " << r.status().to_string() << "\n" << sql;
 }
 
 std::optional<std::string> Sql::scalar(const std::string& sql,
@@ -257,15 +263,27 @@ Scenario::Plant Scenario::load_example_plant(const std::string& org_base,
                                              const std::string& device_base) {
   Plant p{name(org_base), name(device_base), name(org_base + "-pump-a"), name(org_base + "-pump-b"),
           name("type-pump")};
+  load_plant(p);
+  return p;
+}
+
+void Scenario::load_plant(const Plant& p, bool assets_have_tenant) {
   sql_->exec(
       "INSERT INTO asset_types (id, name, telemetry_schema) VALUES ($1, 'Pump', $2::jsonb)"
       " ON CONFLICT (id) DO NOTHING",
       {p.type,
        R"({"derived_metrics": [{"name": "power_consumption", "formula": "power_input * power_current", "unit": "watts"}]})"});
-  sql_->exec(
-      "INSERT INTO assets (id, tenant_id, name, asset_type_id) VALUES ($1, $3, 'Pump A', $4),"
-      " ($2, $3, 'Pump B', $4)",
-      {p.pump_a, p.pump_b, p.org, p.type});
+  if (assets_have_tenant) {
+    sql_->exec(
+        "INSERT INTO assets (id, tenant_id, name, asset_type_id) VALUES ($1, $3, 'Pump A', $4),"
+        " ($2, $3, 'Pump B', $4)",
+        {p.pump_a, p.pump_b, p.org, p.type});
+  } else {
+    sql_->exec(
+        "INSERT INTO assets (id, name, asset_type_id) VALUES ($1, 'Pump A', $3),"
+        " ($2, 'Pump B', $3)",
+        {p.pump_a, p.pump_b, p.type});
+  }
   sql_->exec(
       "INSERT INTO entity_edges (id, tenant_id, source_entity_id, source_entity_type,"
       " target_entity_id, target_entity_type, relationship_type, metadata) VALUES"
@@ -276,8 +294,32 @@ Scenario::Plant Scenario::load_example_plant(const std::string& org_base,
       " ($1 || '-2', $2, $3, 'Device', $5, 'Asset', 'MONITORED_BY',"
       "  '{\"port\": 1, \"role\": \"secondary\", \"metrics_mapping\": {\"device.temperature\":"
       " \"asset.motor_temperature\"}}')",
-      {name(p.org + "-link"), p.org, p.device, p.pump_a, p.pump_b});
-  return p;
+      {name(p.org + "-" + p.device + "-link"), p.org, p.device, p.pump_a, p.pump_b});
+}
+
+std::vector<std::string> Scenario::history(const std::vector<std::string>& assets) {
+  std::vector<std::string> out;
+  for (const auto& row : sql_->query(
+           "SELECT entity_id, metric_key, value::text, source_device_id, quality, entity_type,"
+           " to_char(\"timestamp\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+           " FROM telemetry_history WHERE entity_id = ANY($1::text[])"
+           " ORDER BY entity_id, metric_key, \"timestamp\"",
+           {pg_text_array(std::vector<std::string_view>(assets.begin(), assets.end()))})) {
+    out.push_back(*row[0] + " " + *row[1] + "=" + *row[2] + " " + *row[6] + " " + *row[3] + " " +
+                  *row[4] + " " + *row[5]);
+  }
+  return out;
+}
+
+std::vector<std::string> Scenario::document_example_history(const Plant& p) {
+  const std::string at = " 2026-01-28T14:30:00 " + p.device + " good Asset";
+  return {p.pump_a + " motor_temperature=25.5" + at, p.pump_a + " power_consumption=30.75" + at,
+          p.pump_a + " power_current=2.5" + at, p.pump_a + " power_input=12.3" + at,
+          p.pump_b + " motor_temperature=25.5" + at};
+}
+
+std::optional<std::string> Scenario::score(const std::string& asset) {
+  return sql_->scalar("SELECT health_score::text FROM assets WHERE id = $1", {asset});
 }
 
 std::map<std::string, std::string> Scenario::worker_env(bool with_redis) const {

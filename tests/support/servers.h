@@ -44,6 +44,7 @@ class Sql {
  public:
   explicit Sql(const std::string& url) : db_(url) {}
   Rows query(const std::string& sql, const std::vector<std::optional<std::string>>& params = {});
+  // With no parameters, `sql` may be several statements separated by semicolons.
   void exec(const std::string& sql, const std::vector<std::optional<std::string>>& params = {});
   // The single value of a one-row, one-column query.
   std::optional<std::string> scalar(const std::string& sql,
@@ -105,6 +106,17 @@ class Scenario {
   };
   Plant load_example_plant(const std::string& org_base = "org",
                            const std::string& device_base = "dev");
+  // The same plant with ids of the caller's choosing (assets: `assets_have_tenant` says whether
+  // the table has the worker's tenant_id column, as a table the worker made does).
+  void load_plant(const Plant& p, bool assets_have_tenant = true);
+
+  // "entity_id metric_key=value YYYY-MM-DDTHH:MM:SS device quality entity_type" for every
+  // history row of `assets`, sorted.
+  std::vector<std::string> history(const std::vector<std::string>& assets);
+  // The rows history() gives after the design document's example message (message()) for `p`.
+  static std::vector<std::string> document_example_history(const Plant& p);
+  // assets.health_score of `asset` as text (nullopt for NULL).
+  std::optional<std::string> score(const std::string& asset);
 
   // The environment a worker of this scenario runs with; `with_redis` adds REDIS_URL.
   std::map<std::string, std::string> worker_env(bool with_redis = true) const;

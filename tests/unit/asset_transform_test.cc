@@ -69,6 +69,63 @@ TEST(TransformMessage, LinksOutsideTheirWindowAreIgnored) {
   EXPECT_EQ(counts.assets_skipped_no_metrics, 0u);
 }
 
+// SPEC D8: several valid links from one device to one asset (re-linked with overlapping windows,
+// two ports of one RTU) give one result for the message: metrics merged in link-id order, the
+// first link to give an asset metric keeping it, then derived metrics and the score once.
+TEST(TransformMessage, SeveralLinksToOneAssetGiveOneResult) {
+  DeviceLink port1 = link("pump-a", kPowerSchema, {{"device.voltage", "asset.power_input"}});
+  port1.link_id = "link-1";
+  port1.port = "1";
+  DeviceLink port2 = link("pump-a", kPowerSchema, {{"device.current", "asset.power_current"}});
+  port2.link_id = "link-2";
+  port2.port = "2";
+  DeviceLink other = link("pump-b", "null", {{"device.voltage", "asset.v"}});
+  other.link_id = "link-0";
+  const LinkSet links{{other, port1, port2}};  // in link-id order
+  AssetTypeRegistry types;
+  TransformCounts counts;
+  const auto out = transform_message(message({{"voltage", 12},
+                                              {"current", 2},
+                                              {"port_1_temp", 40},
+                                              {"port_2_temp", 90},
+                                              {"port_2_flow", 7}}),
+                                     links, types, counts);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].asset_id, "pump-b");
+  EXPECT_EQ(out[1].asset_id, "pump-a");
+  // link-1 gives power_input and temp (its port); link-2 adds power_current and flow, and its
+  // temp loses to link-1's; power_consumption is derived once, from the merged metrics.
+  EXPECT_EQ(out[1].metrics, (MetricSet{{"power_input", 12},
+                                       {"temp", 40},
+                                       {"power_current", 2},
+                                       {"flow", 7},
+                                       {"power_consumption", 24}}));
+  EXPECT_EQ(counts.assets_skipped_no_metrics, 0u);
+}
+
+TEST(TransformMessage, ALinkThatGivesNothingDoesNotSkipAnAssetAnotherLinkServes) {
+  DeviceLink empty = link("pump-a", "null", {{"device.missing", "asset.x"}});
+  empty.link_id = "link-1";
+  DeviceLink full = link("pump-a", "null", {{"device.voltage", "asset.v"}});
+  full.link_id = "link-2";
+  // Re-linked: the first link's window ended before the message, the second's began.
+  DeviceLink expired = link("pump-a", "null", {{"device.current", "asset.v"}});
+  expired.link_id = "link-0";
+  expired.valid_until = Timestamp::from_seconds(1769610000);
+  AssetTypeRegistry types;
+  TransformCounts counts;
+  const auto out = transform_message(message({{"voltage", 12}, {"current", 3}}),
+                                     LinkSet{{expired, empty, full}}, types, counts);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].metrics, (MetricSet{{"v", 12}}));
+  EXPECT_EQ(counts.assets_skipped_no_metrics, 0u);
+  // One asset skipped once, however many of its links gave nothing.
+  const auto none =
+      transform_message(message({{"other", 1}}), LinkSet{{expired, empty, full}}, types, counts);
+  EXPECT_TRUE(none.empty());
+  EXPECT_EQ(counts.assets_skipped_no_metrics, 1u);
+}
+
 TEST(AssetTypeRegistry, CompilesOnceAndReportsProblemsOncePerType) {
   int reports = 0;
   AssetTypeRegistry types([&](const AssetTypeModel& model) {

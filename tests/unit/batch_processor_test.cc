@@ -67,8 +67,10 @@ LinkSet seed_links() {
   return LinkSet{{a, b}};
 }
 
-std::string event_id(const std::string& source_id, const std::string& asset) {
-  return asset_event_id(source_id, asset);
+// The event id of message `source_id` of the seed tenant's `device` for `asset`.
+std::string event_id(const std::string& source_id, const std::string& asset,
+                     const std::string& device = kSeedDevice.device_id) {
+  return asset_event_id(kSeedDevice.organization_id, device, source_id, asset);
 }
 
 class BatchProcessorTest : public ::testing::Test {
@@ -115,9 +117,10 @@ class BatchProcessorTest : public ::testing::Test {
     return out;
   }
   // The event published for (source message, asset), or null.
-  json event_for(const std::string& source_id, const std::string& asset) const {
+  json event_for(const std::string& source_id, const std::string& asset,
+                 const std::string& device = kSeedDevice.device_id) const {
     for (const auto& m : publisher.on(kEvents)) {
-      if (m.msg_id == event_id(source_id, asset)) return json::parse(m.payload);
+      if (m.msg_id == event_id(source_id, asset, device)) return json::parse(m.payload);
     }
     return nullptr;
   }
@@ -165,8 +168,8 @@ TEST_F(BatchProcessorTest, SeedExampleEndToEnd) {
   EXPECT_EQ(keys, (std::vector<std::string>{
                       "messageId", "assetId", "deviceId", "organizationId", "timestamp", "metrics",
                       "healthScore", "previousHealthScore", "processedAt", "processorVersion"}));
-  EXPECT_EQ(a["messageId"], "06e48470-e42b-5f31-ba03-0b447da90e52");
-  EXPECT_EQ(publisher.on(kEvents)[0].msg_id, "06e48470-e42b-5f31-ba03-0b447da90e52");
+  EXPECT_EQ(a["messageId"], "73b3d55b-8141-5709-baff-78f560a4a132");
+  EXPECT_EQ(publisher.on(kEvents)[0].msg_id, "73b3d55b-8141-5709-baff-78f560a4a132");
   EXPECT_EQ(a["assetId"], "asset-pump-a");
   EXPECT_EQ(a["deviceId"], "device-abc-123");
   EXPECT_EQ(a["organizationId"], "org-xyz-789");
@@ -185,7 +188,7 @@ TEST_F(BatchProcessorTest, SeedExampleEndToEnd) {
   EXPECT_EQ(a["processorVersion"], "asset-worker-v1");
 
   const ordered_json& b = evs[1];
-  EXPECT_EQ(b["messageId"], "6134d3b3-7aef-5482-9573-6047a0612113");
+  EXPECT_EQ(b["messageId"], "c17f48da-5093-50a1-b4b4-698b7e64a73b");
   EXPECT_EQ(b["assetId"], "asset-pump-b");
   EXPECT_EQ(b["metrics"], ordered_json::parse(R"({"motor_temperature":25.5})"));
   EXPECT_EQ(b["healthScore"], 100);
@@ -344,8 +347,8 @@ TEST_F(BatchProcessorTest, MixedBatchSettlesEachMessageOnItsOwn) {
   ASSERT_EQ(dl.size(), 1u);
   EXPECT_EQ(dl[0]["streamSequence"], 2);
   EXPECT_EQ(dl[0]["lastError"], "timestamp: not RFC 3339");
-  EXPECT_EQ(publisher.on(kEvents).size(), 5u);                        // 2 + 1 + 2
-  EXPECT_EQ(event_for("m-dev2", "asset-pump-b")["healthScore"], 90);  // > 70: -10
+  EXPECT_EQ(publisher.on(kEvents).size(), 5u);                                    // 2 + 1 + 2
+  EXPECT_EQ(event_for("m-dev2", "asset-pump-b", "device-2")["healthScore"], 90);  // > 70: -10
   EXPECT_EQ(sink.history.size(), 11u);
 }
 

@@ -124,5 +124,35 @@ TEST(DeadLetterJson, ARecordLargerThanTheLimitOmitsThePayloadAndSaysHowBigItWas)
   EXPECT_TRUE(nlohmann::json::parse(to_json(record, 4500)).contains("payloadBase64"));
 }
 
+// SPEC D14: `dlq replay` republishes the original bytes exactly: whitespace, key order, number
+// forms and escapes as the producer wrote them.
+TEST(DeadLetterJson, TheEmbeddedPayloadReadsBackByteForByte) {
+  for (std::string_view payload :
+       {std::string_view(R"({"z":1,"a":[1.50, 2e3],"s":"\u00e9\"}"})"),
+        std::string_view("  {\"messageId\" : \"m\" ,\n \"metrics\":{} }\n"),
+        std::string_view(R"("just a string, with } and , inside")"), std::string_view("[]"),
+        std::string_view("12.50")}) {
+    const DeadLetter record{
+        "S",    "s.1", 9, "c", 1, "why", "invalid_message", Timestamp::from_seconds(1769610600),
+        payload};
+    const std::string json = to_json(record);
+    const auto back = embedded_payload(json);
+    ASSERT_TRUE(back.has_value()) << json;
+    EXPECT_EQ(*back, payload);
+  }
+}
+
+TEST(DeadLetterJson, ARecordWithoutAnEmbeddedPayloadHasNone) {
+  const DeadLetter binary{
+      "S",       "s.1", 9, "c", 1, "why", "invalid_message", Timestamp::from_seconds(1769610600),
+      "\xff\xfe"};
+  EXPECT_FALSE(embedded_payload(to_json(binary)).has_value());
+  EXPECT_FALSE(embedded_payload("not json").has_value());
+  EXPECT_FALSE(embedded_payload(R"({"payload")").has_value());
+  EXPECT_FALSE(embedded_payload(R"({"a":{"payload":1}})").has_value());  // not at the top
+  EXPECT_EQ(embedded_payload(R"({"a":"payload","payload":{"b":[1,{"c":"}"}]}})"),
+            R"({"b":[1,{"c":"}"}]})");
+}
+
 }  // namespace
 }  // namespace atw

@@ -13,7 +13,7 @@ using nlohmann::ordered_json;
 
 AssetEvent pump_a_event() {
   AssetEvent e;
-  e.message_id = asset_event_id("uuid-12345", "asset-pump-a");
+  e.message_id = asset_event_id("org-xyz-789", "device-abc-123", "uuid-12345", "asset-pump-a");
   e.asset_id = "asset-pump-a";
   e.device_id = "device-abc-123";
   e.organization_id = "org-xyz-789";
@@ -29,18 +29,31 @@ AssetEvent pump_a_event() {
 }
 
 TEST(AssetEventId, KnownValue) {
-  // Python: uuid.uuid5(UUID("6f1c2a52-5b0e-4c59-9d0a-6b7a0e3c1f20"), "uuid-12345\nasset-pump-a").
-  EXPECT_EQ(asset_event_id("uuid-12345", "asset-pump-a"), "06e48470-e42b-5f31-ba03-0b447da90e52");
-  EXPECT_EQ(asset_event_id("uuid-12345", "asset-pump-b"), "6134d3b3-7aef-5482-9573-6047a0612113");
+  // Python: uuid.uuid5(UUID("6f1c2a52-5b0e-4c59-9d0a-6b7a0e3c1f20"),
+  //                    "org-xyz-789\ndevice-abc-123\nuuid-12345\nasset-pump-a").
+  EXPECT_EQ(asset_event_id("org-xyz-789", "device-abc-123", "uuid-12345", "asset-pump-a"),
+            "73b3d55b-8141-5709-baff-78f560a4a132");
+  EXPECT_EQ(asset_event_id("org-xyz-789", "device-abc-123", "uuid-12345", "asset-pump-b"),
+            "c17f48da-5093-50a1-b4b4-698b7e64a73b");
 }
 
 TEST(AssetEventId, DeterministicAndDistinct) {
-  EXPECT_EQ(asset_event_id("m1", "a1"), asset_event_id("m1", "a1"));
+  EXPECT_EQ(asset_event_id("o", "d", "m1", "a1"), asset_event_id("o", "d", "m1", "a1"));
   std::set<std::string> ids;
   for (const char* m : {"m1", "m2", "m1\na", ""}) {
-    for (const char* a : {"a1", "a2", "", "1"}) ids.insert(asset_event_id(m, a));
+    for (const char* a : {"a1", "a2", "", "1"}) ids.insert(asset_event_id("o", "d", m, a));
   }
   EXPECT_EQ(ids.size(), 16u);
+}
+
+// SPEC D11: producers reuse message ids across tenants and devices (a gateway counting from 1);
+// each (organization, device, messageId) is a message of its own, with events of its own.
+TEST(AssetEventId, TheSameMessageIdOfAnotherTenantOrDeviceIsAnotherMessage) {
+  const std::string mine = asset_event_id("org-a", "dev-1", "1", "asset");
+  EXPECT_NE(mine, asset_event_id("org-b", "dev-1", "1", "asset"));
+  EXPECT_NE(mine, asset_event_id("org-a", "dev-2", "1", "asset"));
+  // Ids are free text: the parts cannot slide into each other.
+  EXPECT_NE(asset_event_id("a", "bc", "1", "x"), asset_event_id("ab", "c", "1", "x"));
 }
 
 TEST(AssetEventJson, FieldsInSeedOrderWithExactValues) {
@@ -51,7 +64,7 @@ TEST(AssetEventJson, FieldsInSeedOrderWithExactValues) {
   EXPECT_EQ(keys, (std::vector<std::string>{
                       "messageId", "assetId", "deviceId", "organizationId", "timestamp", "metrics",
                       "healthScore", "previousHealthScore", "processedAt", "processorVersion"}));
-  EXPECT_EQ(j["messageId"], "06e48470-e42b-5f31-ba03-0b447da90e52");
+  EXPECT_EQ(j["messageId"], "73b3d55b-8141-5709-baff-78f560a4a132");
   EXPECT_EQ(j["assetId"], "asset-pump-a");
   EXPECT_EQ(j["deviceId"], "device-abc-123");
   EXPECT_EQ(j["organizationId"], "org-xyz-789");

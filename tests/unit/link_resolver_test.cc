@@ -47,6 +47,18 @@ class LinkResolverTest : public ::testing::Test {
   LinkResolver resolver{memory, &cache, store, clock, metrics};
 };
 
+// SPEC D16: each tier it has is a series from the start, at 0; no shared tier, no series.
+TEST_F(LinkResolverTest, EveryTierItHasIsExportedFromTheStart) {
+  const auto s = metrics.snapshot();
+  ASSERT_TRUE(s.cache.contains("memory"));
+  ASSERT_TRUE(s.cache.contains("redis"));
+  EXPECT_EQ(s.cache.find("redis")->second.hits + s.cache.find("redis")->second.misses, 0u);
+  WorkerMetrics alone;
+  LinkResolver without_redis{memory, nullptr, store, clock, alone};
+  EXPECT_TRUE(alone.snapshot().cache.contains("memory"));
+  EXPECT_FALSE(alone.snapshot().cache.contains("redis"));
+}
+
 TEST_F(LinkResolverTest, FullMissLoadsAllMissingKeysInOneCallAndFillsBothCaches) {
   auto r = resolve({kDevA, kDevB, kDevC});
   ASSERT_TRUE(r.ok()) << r.status().to_string();

@@ -386,12 +386,57 @@ TEST(ParseTelemetry, NonNumericValuesAreSkippedAndCounted) {
   EXPECT_EQ(r->skipped_metrics, 4);
 }
 
-TEST(ParseTelemetry, NumbersOutOfRangeFail) {
-  for (const char* v : {"1e400", "-1e400", "18446744073709551616", "-9223372036854775809",
-                        "123456789012345678901234567890"}) {
-    expect_invalid_prefix(message(R"("2026-01-28T14:30:00Z")", fmt::format(R"({{"x": {}}})", v)),
-                          "payload: not valid JSON (");
+// SPEC D3: any JSON number is a number. An integer past 64 bits is its nearest double; a number
+// past a double's range is non-finite, so that metric is skipped and counted, and the message
+// stands, with its other metrics.
+TEST(ParseTelemetry, IntegersPast64BitsAreTheirNearestDouble) {
+  for (const auto& [text, value] :
+       {std::pair{"18446744073709551616", 18446744073709551616.0},
+        std::pair{"-9223372036854775809", -9223372036854775809.0},
+        std::pair{"123456789012345678901234567890", 1.2345678901234568e29},
+        std::pair{"18446744073709551615", 18446744073709551615.0},  // fits: exact, as before
+        std::pair{"-9223372036854775808", -9223372036854775808.0}}) {
+    const auto r =
+        parse(message(R"("2026-01-28T14:30:00Z")", fmt::format(R"({{"x": {}, "y": 2}})", text)));
+    ASSERT_TRUE(r.ok()) << text << ": " << r.status().to_string();
+    EXPECT_EQ(metrics_of(*r), (std::vector<Metric>{{"x", value}, {"y", 2}})) << text;
+    EXPECT_EQ(r->skipped_metrics, 0);
   }
+}
+
+TEST(ParseTelemetry, NumbersPastADoubleAreSkippedAndCounted) {
+  const auto r = parse(message(R"("2026-01-28T14:30:00Z")",
+                               R"({"a": 1e309, "b": -1e400, "c": 1.5, "d": 1e-400, "e": 0e999})"));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(metrics_of(*r), (std::vector<Metric>{{"c", 1.5}, {"d", 0}, {"e", 0}}));
+  EXPECT_EQ(r->skipped_metrics, 2);
+}
+
+TEST(ParseTelemetry, OutOfRangeNumbersOutsideMetricsChangeNothingElse) {
+  // In another field, inside strings (never numbers), and beside an invalid number.
+  const auto r = parse(R"({"messageId": "m 1e999 18446744073709551616", "deviceId": "d",
+      "organizationId": "o", "timestamp": "2026-01-28T14:30:00Z", "receivedAt": 1e999,
+      "deviceMetadata": {"serial": 99999999999999999999999}, "metrics": {"a\"1e9": 1}})");
+  EXPECT_FALSE(r.ok());  // the metric name is invalid
+  const auto ok = parse(R"({"messageId": "m 1e999 18446744073709551616", "deviceId": "d",
+      "organizationId": "o", "timestamp": "2026-01-28T14:30:00Z", "receivedAt": 1e999,
+      "deviceMetadata": {"serial": 99999999999999999999999}, "metrics": {"a": 1}})");
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  EXPECT_EQ(ok->message_id, "m 1e999 18446744073709551616");
+  EXPECT_EQ(metrics_of(*ok), (std::vector<Metric>{{"a", 1}}));
+  // A number a parser would refuse whatever its size is still not JSON.
+  expect_invalid_prefix(message(R"("2026-01-28T14:30:00Z")", R"({"x": 1e999, "y": 01})"),
+                        "payload: not valid JSON (");
+  // A number as messageId is still not a string.
+  expect_invalid_prefix(R"({"messageId": 1e999, "deviceId": "d", "organizationId": "o",
+      "timestamp": "2026-01-28T14:30:00Z", "metrics": {}})",
+                        "messageId: must be a string");
+}
+
+TEST(ParseTelemetry, TimestampsWithNineFractionalDigitsAreKeptToTheMicrosecond) {
+  const auto r = parse(message(R"("2026-01-28T14:30:00.123456789Z")", R"({"a": 1})"));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->timestamp.micros, 1769610600123456);
 }
 
 TEST(ParseTelemetry, DuplicateMetricNamesKeepFirstPositionAndLastValue) {

@@ -179,5 +179,63 @@ TEST(Rfc3339, RoundTripsEveryDayAcrossFourCenturies) {
   }
 }
 
+// The text PostgreSQL writes for a timestamptz (DateStyle ISO, TimeZone UTC), a timestamp and a
+// date: every instant it can hold reads, so that no link or score time fails to.
+TEST(ParsePgTimestamp, EveryFormPostgresWrites) {
+  const int64_t base = kSeedSeconds * kSecond;
+  auto pg = [](std::string_view text) {
+    const auto t = parse_pg_timestamp(text);
+    EXPECT_TRUE(t.has_value()) << text;
+    return t ? t->micros : INT64_MIN;
+  };
+  EXPECT_EQ(pg("2026-01-28 14:30:00+00"), base);
+  EXPECT_EQ(pg("2026-01-28 14:30:00.123456+00"), base + 123'456);
+  EXPECT_EQ(pg("2026-01-28 20:00:00+05:30"), base);
+  EXPECT_EQ(pg("2026-01-28 20:23:28+05:53:28"), base);  // local mean time has seconds
+  EXPECT_EQ(pg("2026-01-28 09:30:00-05"), base);
+  EXPECT_EQ(pg("2026-01-28 14:30:00"), base);  // timestamp without time zone: read as UTC
+  EXPECT_EQ(pg("2026-01-28"), base - (14 * 3600 + 30 * 60) * kSecond);
+  EXPECT_EQ(pg("0001-01-01 00:00:00+00"), micros_of("0001-01-01T00:00:00Z"));
+  EXPECT_EQ(pg("0001-12-31 00:00:00+00 BC"), micros_of("0000-12-31T00:00:00Z"));  // year 0
+  EXPECT_EQ(pg("4714-11-24 00:00:00+00 BC"), -210866803200 * kSecond);  // PostgreSQL's first day
+  EXPECT_EQ(pg("10000-01-01 00:00:00+00"), 253402300800 * kSecond);
+  EXPECT_EQ(pg("infinity"), kInfiniteFuture.micros);
+  EXPECT_EQ(pg("-infinity"), kInfinitePast.micros);
+}
+
+TEST(ParsePgTimestamp, PastMicrosecondsSince1970InSixtyFourBitsItStaysInsideTheInfinities) {
+  // PostgreSQL's last instant is about 30 years past what fits; it orders after every other.
+  const auto last = parse_pg_timestamp("294276-12-31 23:59:59.999999+00");
+  ASSERT_TRUE(last.has_value());
+  EXPECT_LT(*last, kInfiniteFuture);
+  EXPECT_GT(*last, *parse_pg_timestamp("294000-01-01 00:00:00+00"));
+}
+
+TEST(ParsePgTimestamp, AnythingElseIsNotATime) {
+  for (std::string_view text :
+       {"", "yesterday", "2026-01-28T14:30:00Z", "2026-02-30 00:00:00+00", "2026-01-28 24:00:00+00",
+        "0000-01-01 00:00:00+00 BC", "2026-01-28 14:30:00+00 AD", "26-01-28 14:30:00+00",
+        "2026-01-28 14:30:00+0", "Infinity", "2026-01-28 14:30:00.+00"}) {
+    EXPECT_FALSE(parse_pg_timestamp(text).has_value()) << text;
+  }
+}
+
+TEST(Instant, EveryInstantRoundTripsThroughItsText) {
+  for (int64_t micros :
+       {INT64_MIN, INT64_MIN + 1, int64_t{-210866803200000000}, int64_t{-1}, int64_t{0},
+        kSeedSeconds * kSecond + 5, int64_t{253402300800000000}, INT64_MAX - 1, INT64_MAX}) {
+    const std::string text = format_instant(Timestamp{micros});
+    const auto back = parse_instant(text);
+    ASSERT_TRUE(back.has_value()) << text;
+    EXPECT_EQ(back->micros, micros) << text;
+  }
+  EXPECT_EQ(format_instant(kInfiniteFuture), "infinity");
+  EXPECT_EQ(format_instant(kInfinitePast), "-infinity");
+  EXPECT_EQ(format_instant(Timestamp{253402300800000000}), "+010000-01-01T00:00:00Z");
+  // A message's timestamp is RFC 3339 alone: the extended forms are the worker's own.
+  EXPECT_FALSE(parse_rfc3339("+010000-01-01T00:00:00Z").has_value());
+  EXPECT_FALSE(parse_rfc3339("infinity").has_value());
+}
+
 }  // namespace
 }  // namespace atw

@@ -6,8 +6,27 @@
 #include <thread>
 #include <vector>
 
+#include "common/error_types.h"
+
 namespace atw {
 namespace {
+
+// SPEC D16: every error type is a series from the start, at 0, so that rate() and alerts see
+// the first error; one the list does not know is counted all the same.
+TEST(WorkerMetrics, EveryErrorTypeStartsAtZero) {
+  WorkerMetrics m;
+  const auto s = m.snapshot();
+  ASSERT_EQ(s.errors.size(), error_type::kAll.size());
+  for (std::string_view type : error_type::kAll) {
+    ASSERT_TRUE(s.errors.contains(type)) << type;
+    EXPECT_EQ(s.errors.find(type)->second, 0u) << type;
+  }
+  m.add_error(error_type::kDbNotReady, 2);
+  m.add_error("something_new");
+  const auto after = m.snapshot();
+  EXPECT_EQ(after.errors.find("db_not_ready")->second, 2u);
+  EXPECT_EQ(after.errors.find("something_new")->second, 1u);
+}
 
 TEST(WorkerMetrics, LatencyBucketsIncludeTheirUpperBound) {
   WorkerMetrics m;

@@ -5,23 +5,40 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "common/error_types.h"
+
 namespace atw {
 
 namespace {
 using SteadyClock = std::chrono::steady_clock;
 }  // namespace
 
+namespace {
+// JetStream's error code for a message larger than the stream's max_msg_size: the one refusal
+// that is the message's own. Every other refusal (a full stream with discard new, an account
+// over its limits, storage trouble) would refuse any message, so it is waited out.
+constexpr int kMessageExceedsMaximum = 10054;
+}  // namespace
+
 Status parse_pub_ack(std::string_view body) {
   if (body.find("\"error\"") == std::string_view::npos) {
     if (body.find("\"seq\"") != std::string_view::npos) return Status();
-    return Status::unavailable("publish_failed", fmt::format("unexpected PubAck: {}", body));
+    return Status::unavailable(error_type::kPublishFailed,
+                               fmt::format("unexpected PubAck: {}", body));
   }
   const auto json = nlohmann::json::parse(body, nullptr, false);
   std::string description = "error";
+  int err_code = 0;
   if (json.is_object() && json.contains("error") && json["error"].is_object()) {
     description = json["error"].value("description", description);
+    err_code = json["error"].value("err_code", 0);
   }
-  return Status::unavailable("publish_failed", description);
+  if (err_code == kMessageExceedsMaximum) {
+    return Status::permanent(error_type::kPublishRefused,
+                             fmt::format("the stream refused it: {}", description));
+  }
+  return Status::unavailable(error_type::kPublishFailed,
+                             fmt::format("{} (err_code {})", description, err_code));
 }
 
 Result<std::unique_ptr<JetStreamPublisher>> JetStreamPublisher::create(
@@ -51,13 +68,14 @@ std::shared_ptr<JetStreamPublisher::Ticket> JetStreamPublisher::send(
   auto t = std::make_shared<Ticket>();
   t->first_id = next_id_;
   next_id_ += messages.size();
-  t->statuses.assign(messages.size(), Status::unavailable("publish_timeout", "no PubAck in time"));
+  t->statuses.assign(messages.size(),
+                     Status::unavailable(error_type::kPublishTimeout, "no PubAck in time"));
   t->answered.assign(messages.size(), false);
   t->deadline = SteadyClock::now() + ack_timeout_;
   if (messages.empty()) return t;
   if (!nc_.connected()) {
     std::fill(t->statuses.begin(), t->statuses.end(),
-              Status::unavailable("nats_unavailable", "not connected"));
+              Status::unavailable(error_type::kNatsUnavailable, "not connected"));
     std::fill(t->answered.begin(), t->answered.end(), true);
     return t;
   }
@@ -85,10 +103,10 @@ std::shared_ptr<JetStreamPublisher::Ticket> JetStreamPublisher::send(
     }
     t->answered[i] = true;
     t->statuses[i] = s == NATS_MAX_PAYLOAD
-                         ? Status::permanent("publish_too_large",
+                         ? Status::permanent(error_type::kPublishTooLarge,
                                              fmt::format("{} bytes exceed the server's max_payload",
                                                          m.payload.size()))
-                         : Status::unavailable("nats_unavailable", natsStatus_GetText(s));
+                         : Status::unavailable(error_type::kNatsUnavailable, natsStatus_GetText(s));
   }
   outstanding_.emplace(t->first_id, t);
   return t;
@@ -136,7 +154,7 @@ std::vector<Status> JetStreamPublisher::collect(Ticket& t) {
     const std::string_view tail = subject.substr(inbox_.size() + 1);
     if (std::from_chars(tail.data(), tail.data() + tail.size(), id).ec != std::errc()) continue;
     if (natsMsg_IsNoResponders(raw)) {
-      deliver(id, Status::unavailable("publish_failed", "no stream for the subject"));
+      deliver(id, Status::unavailable(error_type::kPublishFailed, "no stream for the subject"));
       continue;
     }
     deliver(id, parse_pub_ack(std::string_view(natsMsg_GetData(raw),
@@ -145,7 +163,8 @@ std::vector<Status> JetStreamPublisher::collect(Ticket& t) {
   if (no_responders) {
     for (size_t i = 0; i < t.statuses.size(); ++i) {
       if (!t.answered[i]) {
-        t.statuses[i] = Status::unavailable("publish_failed", "no stream for the subject");
+        t.statuses[i] =
+            Status::unavailable(error_type::kPublishFailed, "no stream for the subject");
       }
     }
   }

@@ -48,8 +48,9 @@ class JetStreamPublisher final : public Publisher {
   std::map<uint64_t, std::weak_ptr<Ticket>> outstanding_;  // by first_id
 };
 
-// Reads one PubAck body: ok, or the stream's error (storage trouble and unknown errors are
-// Unavailable, so they are waited out rather than dead-lettered).
+// Reads one PubAck body: ok; Permanent (publish_refused) when the stream refuses that message
+// for what it is (larger than its max_msg_size); else Unavailable (a full stream, storage
+// trouble, anything unknown), so that it is waited out rather than dead-lettered.
 Status parse_pub_ack(std::string_view body);
 
 }  // namespace atw

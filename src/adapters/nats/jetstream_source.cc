@@ -5,6 +5,8 @@
 #include <charconv>
 #include <iterator>
 
+#include "common/error_types.h"
+
 namespace atw {
 
 namespace {
@@ -86,7 +88,7 @@ Status JetStreamSource::request_more(size_t want) {
   const natsStatus s = natsConnection_PublishRequest(
       nc_.raw(), next_subject_.c_str(), reply.c_str(), body.data(), static_cast<int>(body.size()));
   if (s != NATS_OK) {
-    return Status::unavailable("nats_unavailable",
+    return Status::unavailable(error_type::kNatsUnavailable,
                                fmt::format("pull request: {}", natsStatus_GetText(s)));
   }
   requests_.emplace(id,
@@ -150,7 +152,7 @@ Result<std::vector<Delivery>> JetStreamSource::fetch(size_t max, milliseconds wa
   std::vector<Delivery> out;
   MessageBin taken;
   if (!nc_.connected()) {
-    return Status::unavailable("nats_unavailable", "not connected to NATS");
+    return Status::unavailable(error_type::kNatsUnavailable, "not connected to NATS");
   }
   if (nc_.generation() != generation_) {
     // The server dropped this connection's pull requests; messages already on their way are
@@ -188,7 +190,7 @@ Result<std::vector<Delivery>> JetStreamSource::fetch(size_t max, milliseconds wa
     }
     if (s != NATS_OK) {
       if (!out.empty()) break;
-      return Status::unavailable("nats_unavailable",
+      return Status::unavailable(error_type::kNatsUnavailable,
                                  fmt::format("next message: {}", natsStatus_GetText(s)));
     }
     take(msg, out);
@@ -226,7 +228,7 @@ Status JetStreamSource::reply(const Delivery& d, std::string_view body) {
   const natsStatus s = natsConnection_Publish(nc_.raw(), d.ack_token.c_str(), body.data(),
                                               static_cast<int>(body.size()));
   if (s == NATS_OK) return Status();
-  return Status::unavailable("nats_unavailable",
+  return Status::unavailable(error_type::kNatsUnavailable,
                              fmt::format("ack {}: {}", d.ack_token, natsStatus_GetText(s)));
 }
 

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/error_types.h"
+
 namespace atw {
 
 namespace {
@@ -53,12 +55,12 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::connect(
 
   s = natsConnection_Connect(&c->conn_, c->opts_);
   if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
-    return Status::unavailable("nats_unavailable", nats_error(s));
+    return Status::unavailable(error_type::kNatsUnavailable, nats_error(s));
   }
   const auto deadline = std::chrono::steady_clock::now() + initial_wait;
   while (!c->connected()) {
     if (std::chrono::steady_clock::now() >= deadline) {
-      return Status::unavailable("nats_unavailable",
+      return Status::unavailable(error_type::kNatsUnavailable,
                                  fmt::format("cannot reach {}", fmt::join(settings.servers, ",")));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -112,7 +114,7 @@ void NatsConnection::on_error(natsConnection*, natsSubscription*, natsStatus err
 Status NatsConnection::flush(std::chrono::milliseconds timeout) {
   const natsStatus s = natsConnection_FlushTimeout(conn_, timeout.count());
   if (s == NATS_OK) return Status();
-  return Status::unavailable("nats_unavailable", nats_error(s));
+  return Status::unavailable(error_type::kNatsUnavailable, nats_error(s));
 }
 
 std::string NatsConnection::new_inbox() {
@@ -129,7 +131,7 @@ Result<SubscriptionPtr> NatsConnection::subscribe_sync(const std::string& subjec
   SubscriptionPtr sub(raw);
   if (s == NATS_OK) s = natsSubscription_SetPendingLimits(raw, -1, -1);
   if (s != NATS_OK) {
-    return Status::unavailable("nats_unavailable",
+    return Status::unavailable(error_type::kNatsUnavailable,
                                fmt::format("subscribe {}: {}", subject, nats_error(s)));
   }
   return sub;
@@ -145,7 +147,8 @@ Result<std::string> NatsConnection::api(const std::string& subject, const std::s
       natsConnection_Request(&reply, conn_, subject.c_str(), body.data(),
                              static_cast<int>(body.size()), settings_.request_timeout.count());
   if (s != NATS_OK) {
-    return Status::unavailable("nats_unavailable", fmt::format("{}: {}", subject, nats_error(s)));
+    return Status::unavailable(error_type::kNatsUnavailable,
+                               fmt::format("{}: {}", subject, nats_error(s)));
   }
   const MessagePtr owned(reply);
   std::string text(natsMsg_GetData(reply), static_cast<size_t>(natsMsg_GetDataLength(reply)));
@@ -156,8 +159,8 @@ Result<std::string> NatsConnection::api(const std::string& subject, const std::s
     const std::string msg =
         fmt::format("{}: {} (err_code {})", subject, e.value("description", std::string("error")),
                     e.value("err_code", 0));
-    if (code >= 400 && code < 500) return Status::permanent("nats_api", msg);
-    return Status::unavailable("nats_api", msg);
+    if (code >= 400 && code < 500) return Status::permanent(error_type::kNatsApi, msg);
+    return Status::unavailable(error_type::kNatsApi, msg);
   }
   return text;
 }
@@ -210,7 +213,7 @@ Status wait_for_leader(NatsConnection& nc, const std::string& info_subject,
     const bool clustered = j.is_object() && j.contains("cluster") && j["cluster"].is_object();
     if (!clustered || !j["cluster"].value("leader", std::string()).empty()) return Status();
     if (std::chrono::steady_clock::now() >= deadline) {
-      return Status::unavailable("nats_unavailable",
+      return Status::unavailable(error_type::kNatsUnavailable,
                                  "the consumer has had no leader for 15 s: " + info_subject);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));

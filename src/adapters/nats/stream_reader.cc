@@ -2,43 +2,18 @@
 
 #include <fmt/format.h>
 
-#include <array>
 #include <nlohmann/json.hpp>
 
-namespace atw {
+#include "common/error_types.h"
 
-std::string base64_decode(std::string_view in) {
-  static const std::array<int8_t, 256> table = [] {
-    std::array<int8_t, 256> t{};
-    t.fill(-1);
-    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (int i = 0; i < 64; ++i)
-      t[static_cast<unsigned char>(alphabet[i])] = static_cast<int8_t>(i);
-    return t;
-  }();
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    const int8_t v = table[static_cast<unsigned char>(c)];
-    if (v < 0) continue;  // padding, line breaks
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  return out;
-}
+namespace atw {
 
 Result<StreamState> stream_state(NatsConnection& nc, const std::string& stream) {
   auto r = nc.api("$JS.API.STREAM.INFO." + stream, "");
   if (!r.ok()) return r.status();
   const auto json = nlohmann::json::parse(*r, nullptr, false);
   if (!json.is_object() || !json.contains("state")) {
-    return Status::unavailable("nats_api", "unexpected STREAM.INFO reply");
+    return Status::unavailable(error_type::kNatsApi, "unexpected STREAM.INFO reply");
   }
   const auto& s = json["state"];
   return StreamState{s.value("messages", uint64_t{0}), s.value("first_seq", uint64_t{0}),
@@ -51,7 +26,7 @@ Result<ConsumerState> consumer_state(NatsConnection& nc, const std::string& stre
   if (!r.ok()) return r.status();
   const auto json = nlohmann::json::parse(*r, nullptr, false);
   if (!json.is_object() || !json.contains("num_pending")) {
-    return Status::unavailable("nats_api", "unexpected CONSUMER.INFO reply");
+    return Status::unavailable(error_type::kNatsApi, "unexpected CONSUMER.INFO reply");
   }
   return ConsumerState{json.value("num_pending", uint64_t{0}),
                        json.value("num_ack_pending", uint64_t{0}),
@@ -67,7 +42,7 @@ Result<std::optional<StoredMessage>> read_message(NatsConnection& nc, const std:
   }
   const auto json = nlohmann::json::parse(*r, nullptr, false);
   if (!json.is_object() || !json.contains("message")) {
-    return Status::unavailable("nats_api", "unexpected STREAM.MSG.GET reply");
+    return Status::unavailable(error_type::kNatsApi, "unexpected STREAM.MSG.GET reply");
   }
   const auto& m = json["message"];
   return std::optional<StoredMessage>(
@@ -99,7 +74,8 @@ Status StreamMessageStore::term(const std::string& stream, const std::string& co
   const natsStatus s = natsConnection_Publish(nc_.raw(), subject.c_str(), body.data(),
                                               static_cast<int>(body.size()));
   if (s != NATS_OK) {
-    return Status::unavailable("nats_unavailable", fmt::format("term: {}", natsStatus_GetText(s)));
+    return Status::unavailable(error_type::kNatsUnavailable,
+                               fmt::format("term: {}", natsStatus_GetText(s)));
   }
   return Status();
 }

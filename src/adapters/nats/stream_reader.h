@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "adapters/nats/nats_connection.h"
+#include "domain/base64.h"
 #include "pipeline/ports.h"
 
 namespace atw {
@@ -44,8 +45,6 @@ Result<std::vector<StoredMessage>> read_stream(NatsConnection& nc, const std::st
                                                uint64_t from, size_t max);
 
 Status delete_stream_message(NatsConnection& nc, const std::string& stream, uint64_t seq);
-
-std::string base64_decode(std::string_view in);
 
 // MessageStore over read_message. Thread-safe (NATS requests are).
 class StreamMessageStore final : public MessageStore {

@@ -5,7 +5,44 @@
 
 #include <cstring>
 
+#include "common/error_types.h"
+
 namespace atw {
+
+namespace {
+
+// What the server answers when it is there but not ready for the worker (SPEC D14): the schema
+// or the rights are not what the worker needs, or it cannot take the work now. Never one
+// message's fault, so waited out like an outage.
+//   42    syntax error or access rule violation: an undefined table, column or function, a
+//         missing privilege, a wrong object type (a view where a table should be)
+//   25006 read-only transaction (a standby, or default_transaction_read_only)
+//   57014 statement timeout; 55P03 lock timeout; 55006 object in use
+//   53    insufficient resources (too many connections, disk full, out of memory)
+//   57P   shutting down, or not accepting connections yet
+//   3D000 no such database; 28 invalid authorization
+//   58    system error (I/O)
+//   22P03 a binary COPY the column types do not take; 23502 a NOT NULL column the worker does
+//         not fill: both say the table is not the one the worker writes, whatever the data
+bool not_ready(std::string_view s) {
+  return s.starts_with("42") || s == "25006" || s == "57014" || s == "55P03" || s == "55006" ||
+         s.starts_with("53") || s.starts_with("57P") || s == "3D000" || s.starts_with("28") ||
+         s.starts_with("58") || s == "22P03" || s == "23502";
+}
+
+// What to do about it, for the log line.
+std::string_view not_ready_hint(std::string_view s) {
+  if (s == "42P01" || s == "42703" || s == "42883") {
+    return " (the schema is not the worker's yet: run `asset-worker migrate`)";
+  }
+  if (s == "42501") return " (grant the worker's role the rights docs/adopting.md lists)";
+  if (s == "22P03" || s == "23502") {
+    return " (the table's columns are not what the worker writes: see docs/adopting.md)";
+  }
+  return "";
+}
+
+}  // namespace
 
 Status pg_error_status(const PGresult* result, PGconn* conn, std::string_view type) {
   const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
@@ -13,16 +50,17 @@ Status pg_error_status(const PGresult* result, PGconn* conn, std::string_view ty
                         : conn                                  ? PQerrorMessage(conn)
                                                                 : "no connection";
   while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
-  const std::string t(type);
   if (conn == nullptr || PQstatus(conn) != CONNECTION_OK || state == nullptr) {
-    return Status::unavailable(t, message);
+    return Status::unavailable(type, message);
   }
   const std::string_view s(state);
-  if (s.starts_with("08") || s.starts_with("57P") || s.starts_with("53")) {
-    return Status::unavailable(t, message);
+  if (s.starts_with("08")) return Status::unavailable(type, message);
+  if (not_ready(s)) {
+    return Status::unavailable(error_type::kDbNotReady,
+                               fmt::format("{} [SQLSTATE {}]{}", message, s, not_ready_hint(s)));
   }
-  if (s.starts_with("22") || s.starts_with("23")) return Status::permanent(t, message);
-  return Status::retryable(t, message);
+  if (s.starts_with("22") || s.starts_with("23")) return Status::permanent(type, message);
+  return Status::retryable(type, message);
 }
 
 namespace {
@@ -46,7 +84,10 @@ bool PgConnection::connected() const {
 
 Status PgConnection::ensure() {
   if (connected()) return Status();
-  const std::string options = fmt::format("-c statement_timeout={}", statement_timeout_ms_);
+  // DateStyle and TimeZone fix the text form of the timestamps the worker reads as text
+  // (parse_pg_timestamp); they change nothing the worker writes.
+  const std::string options = fmt::format(
+      "-c statement_timeout={} -c DateStyle=ISO,YMD -c TimeZone=UTC", statement_timeout_ms_);
   // Later entries override earlier ones, and the URL is expanded in place of dbname: the
   // defaults here give way to anything the operator's URL says.
   const char* keys[] = {"connect_timeout", "application_name", "options", "dbname", nullptr};
@@ -56,12 +97,24 @@ Status PgConnection::ensure() {
     std::string msg = conn_ ? PQerrorMessage(conn_.get()) : "out of memory";
     while (!msg.empty() && msg.back() == '\n') msg.pop_back();
     conn_.reset();
-    return Status::unavailable("db_unavailable", msg);
+    return Status::unavailable(error_type::kDbUnavailable, msg);
   }
   // Server NOTICEs (e.g. "already exists, skipping" from a re-run migration) are not errors and
   // must not leak onto stderr as unstructured lines.
   PQsetNoticeProcessor(
       conn_.get(), [](void*, const char*) {}, nullptr);
+  // A URL with options of its own replaces the ones above: the two that matter are set here.
+  const char* date_style = PQparameterStatus(conn_.get(), "DateStyle");
+  const char* time_zone = PQparameterStatus(conn_.get(), "TimeZone");
+  if (date_style == nullptr || !std::string_view(date_style).starts_with("ISO") ||
+      time_zone == nullptr || std::string_view(time_zone) != "UTC") {
+    PgResult set(PQexec(conn_.get(), "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'"));
+    if (!set || PQresultStatus(set.get()) != PGRES_COMMAND_OK) {
+      Status st = pg_error_status(set.get(), conn_.get(), error_type::kDbUnavailable);
+      conn_.reset();
+      return st;
+    }
+  }
   ++generation_;
   return Status();
 }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "adapters/postgres/pg_connection.h"
+#include "common/error_types.h"
 
 namespace atw {
 
@@ -43,7 +44,7 @@ void PgLinkListener::run() {
         std::this_thread::sleep_for(std::chrono::seconds(1));
         continue;
       }
-      if (auto r = db.exec("db_unavailable", "LISTEN asset_worker_links"); !r.ok()) {
+      if (auto r = db.exec(error_type::kDbUnavailable, "LISTEN asset_worker_links"); !r.ok()) {
         log_.warn("cannot listen for link changes", {{"error", r.status().message()}});
         db.reset();
         std::this_thread::sleep_for(std::chrono::seconds(1));

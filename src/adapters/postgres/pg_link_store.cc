@@ -1,34 +1,61 @@
 #include "adapters/postgres/pg_link_store.h"
 
-#include <unordered_map>
+#include <fmt/format.h>
+
+#include "common/error_types.h"
 
 namespace atw {
 
 namespace {
+
+// The seed's link query for many devices at once; `{}` is the tenant check on assets, when the
+// table has the column. Every column is read as text (see the header).
 constexpr const char* kLinkQuery =
-    "SELECT k.ord, ee.id, ee.target_entity_id, ee.metadata->>'port', ee.metadata->>'role',"
-    " (ee.metadata->'metrics_mapping')::text, a.name, a.asset_type_id,"
-    " at.telemetry_schema::text,"
-    " (extract(epoch FROM ee.valid_from) * 1000000)::int8,"
-    " (extract(epoch FROM ee.valid_until) * 1000000)::int8"
+    "SELECT k.ord, ee.id::text, ee.target_entity_id::text, ee.metadata::text, a.name::text,"
+    " a.asset_type_id::text, at.telemetry_schema::text, ee.valid_from::text,"
+    " ee.valid_until::text"
     " FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(org, dev, ord)"
     " JOIN entity_edges ee ON ee.tenant_id = k.org AND ee.source_entity_id = k.dev"
-    " JOIN assets a ON a.id = ee.target_entity_id"
-    "  AND (a.tenant_id IS NULL OR a.tenant_id = ee.tenant_id)"
+    " JOIN assets a ON a.id = ee.target_entity_id{}"
     " JOIN asset_types at ON at.id = a.asset_type_id"
     " WHERE ee.source_entity_type = 'Device' AND ee.target_entity_type = 'Asset'"
     "  AND ee.relationship_type = 'MONITORED_BY'"
-    " ORDER BY k.ord, ee.created_at, ee.id";
+    " ORDER BY k.ord";
+constexpr const char* kTenantCheck = " AND (a.tenant_id IS NULL OR a.tenant_id = ee.tenant_id)";
 
-std::optional<std::string> text_or_null(PGresult* r, int row, int col) {
-  if (PQgetisnull(r, row, col)) return std::nullopt;
-  return std::string(PQgetvalue(r, row, col), static_cast<size_t>(PQgetlength(r, row, col)));
+std::string_view text_or_empty(PGresult* r, int row, int col) {
+  if (PQgetisnull(r, row, col)) return {};
+  return {PQgetvalue(r, row, col), static_cast<size_t>(PQgetlength(r, row, col))};
 }
-std::optional<Timestamp> micros_or_null(PGresult* r, int row, int col) {
-  if (PQgetisnull(r, row, col)) return std::nullopt;
-  return Timestamp{std::strtoll(PQgetvalue(r, row, col), nullptr, 10)};
+
+// One row into a link; a permanent link_unreadable error when some of its text cannot be read.
+Status read_row(PGresult* res, int row, DeviceLink& link) {
+  link.link_id = text_or_empty(res, row, 1);
+  link.asset_id = text_or_empty(res, row, 2);
+  link.asset_name = text_or_empty(res, row, 4);
+  link.asset_type_id = text_or_empty(res, row, 5);
+  link.telemetry_schema =
+      PQgetisnull(res, row, 6) ? "null" : minify_schema_text(text_or_empty(res, row, 6));
+  Status st = read_link_metadata(text_or_empty(res, row, 3), link);
+  if (st.ok()) st = read_link_bound("valid_from", text_or_empty(res, row, 7), link.valid_from);
+  if (st.ok()) st = read_link_bound("valid_until", text_or_empty(res, row, 8), link.valid_until);
+  return st;
 }
+
 }  // namespace
+
+Result<bool> PgLinkStore::assets_have_tenant() {
+  if (assets_have_tenant_ && asked_on_generation_ == db_.generation() && db_.connected()) {
+    return *assets_have_tenant_;
+  }
+  auto r = db_.exec(error_type::kLinkQueryFailed,
+                    "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass('assets')"
+                    " AND attname = 'tenant_id' AND attnum > 0 AND NOT attisdropped");
+  if (!r.ok()) return r.status();
+  assets_have_tenant_ = std::string_view(PQgetvalue(r->get(), 0, 0)) != "0";
+  asked_on_generation_ = db_.generation();
+  return *assets_have_tenant_;
+}
 
 Result<std::vector<LinkSet>> PgLinkStore::load(std::span<const DeviceKey> keys) {
   std::vector<std::string_view> orgs, devices;
@@ -36,27 +63,33 @@ Result<std::vector<LinkSet>> PgLinkStore::load(std::span<const DeviceKey> keys) 
     orgs.push_back(k.organization_id);
     devices.push_back(k.device_id);
   }
-  auto r = db_.exec("link_query_failed", kLinkQuery, {pg_text_array(orgs), pg_text_array(devices)});
-  if (!r.ok()) return r.status();
+  auto tenant = assets_have_tenant();
+  if (!tenant.ok()) return tenant.status();
+  const std::string sql = fmt::format(kLinkQuery, *tenant ? kTenantCheck : "");
+  auto r = db_.exec(error_type::kLinkQueryFailed, sql.c_str(),
+                    {pg_text_array(orgs), pg_text_array(devices)});
+  if (!r.ok()) {
+    assets_have_tenant_.reset();
+    return r.status();
+  }
   std::vector<LinkSet> sets(keys.size());
   PGresult* res = r->get();
+  uint64_t unreadable = 0;
   for (int row = 0; row < PQntuples(res); ++row) {
     const size_t ord = std::strtoull(PQgetvalue(res, row, 0), nullptr, 10) - 1;
     DeviceLink link;
-    link.link_id = PQgetvalue(res, row, 1);
-    link.asset_id = PQgetvalue(res, row, 2);
-    link.port = text_or_null(res, row, 3);
-    link.role = text_or_null(res, row, 4);
-    if (!PQgetisnull(res, row, 5))
-      link.metrics_mapping = parse_metrics_mapping(PQgetvalue(res, row, 5));
-    link.asset_name = PQgetvalue(res, row, 6);
-    link.asset_type_id = PQgetvalue(res, row, 7);
-    link.telemetry_schema =
-        PQgetisnull(res, row, 8) ? "null" : minify_schema_text(PQgetvalue(res, row, 8));
-    link.valid_from = micros_or_null(res, row, 9);
-    link.valid_until = micros_or_null(res, row, 10);
+    if (Status st = read_row(res, row, link); !st.ok()) {
+      ++unreadable;
+      log_.warn("link skipped: it cannot be read", {{"linkId", link.link_id},
+                                                    {"organizationId", keys[ord].organization_id},
+                                                    {"deviceId", keys[ord].device_id},
+                                                    {"error", st.message()}});
+      continue;
+    }
     sets[ord].links.push_back(std::move(link));
   }
+  for (LinkSet& set : sets) order_by_link_id(set);
+  if (unreadable > 0) metrics_.add_error(error_type::kLinkUnreadable, unreadable);
   return sets;
 }
 

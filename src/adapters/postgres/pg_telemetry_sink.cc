@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "common/error_types.h"
 #include "domain/json_writer.h"
 #include "domain/score_ledger.h"
 
@@ -17,13 +18,17 @@ namespace {
 
 // The COPY statements, their columns in the order encode_history_copy and
 // encode_processed_copy write them.
-constexpr const char* kHistoryCopy =
-    "COPY telemetry_history (entity_id, entity_type, metric_key, value, \"timestamp\","
-    " received_at, source_device_id, quality) FROM STDIN (FORMAT binary)";
+constexpr const char* kHistoryColumns =
+    "telemetry_history (entity_id, entity_type, metric_key, value, \"timestamp\","
+    " received_at, source_device_id, quality)";
+constexpr const char* kHistoryColumnNames[] = {
+    "entity_id", "entity_type", "metric_key",       "value",
+    "timestamp", "received_at", "source_device_id", "quality"};
 constexpr const char* kProcessedCopy =
     "COPY processed_messages (message_id, organization_id, device_id, \"timestamp\","
     " processed_at, previous_scores, processed_by) FROM STDIN (FORMAT binary)";
 constexpr std::string_view kUniqueViolation = "23505";  // SQLSTATE
+constexpr std::string_view kQuality = "good";
 
 // PostgreSQL's binary timestamps count microseconds from 2000-01-01T00:00:00Z.
 constexpr int64_t kPgEpochMicros = 946'684'800LL * 1'000'000;
@@ -77,11 +82,85 @@ void encode_history_copy(std::span<const MessageResult> messages, const std::vec
         put_timestamptz(out, m.timestamp);
         put_timestamptz(out, received_at);
         put_text(out, m.device_id);
-        put_text(out, "good");
+        put_text(out, kQuality);
       }
     }
   }
   put_u16(out, 0xFFFF);  // trailer
+}
+
+namespace {
+
+// COPY's text format: a backslash, a tab, a newline or a carriage return in a value is escaped.
+void put_copy_text(std::string& out, std::string_view s) {
+  for (char c : s) {
+    switch (c) {
+      case '\\':
+        out.append("\\\\");
+        break;
+      case '\t':
+        out.append("\\t");
+        break;
+      case '\n':
+        out.append("\\n");
+        break;
+      case '\r':
+        out.append("\\r");
+        break;
+      default:
+        out.push_back(c);
+    }
+  }
+}
+
+}  // namespace
+
+void encode_history_copy_text(std::span<const MessageResult> messages,
+                              const std::vector<bool>& include, Timestamp received_at,
+                              std::string& out) {
+  const std::string received = format_rfc3339(received_at);
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (!include[i]) continue;
+    const MessageResult& m = messages[i];
+    const std::string measured = format_rfc3339(m.timestamp);
+    for (const AssetResult& a : m.assets) {
+      for (const Metric& metric : a.metrics) {
+        put_copy_text(out, a.asset_id);
+        out.append("\tAsset\t");
+        put_copy_text(out, metric.name);
+        out.push_back('\t');
+        JsonWriter(out).number(metric.value);  // finite: a derived value never is anything else
+        out.push_back('\t');
+        out.append(measured).push_back('\t');
+        out.append(received).push_back('\t');
+        put_copy_text(out, m.device_id);
+        out.push_back('\t');
+        out.append(kQuality).push_back('\n');
+      }
+    }
+  }
+}
+
+bool history_columns_take_binary(const std::vector<std::string>& column_types) {
+  auto is_text = [](const std::string& t) {
+    return t == "text" || t.starts_with("character varying") || t.starts_with("character(");
+  };
+  auto is_time = [](const std::string& t) {
+    return t == "timestamp with time zone" || t == "timestamp without time zone";
+  };
+  if (column_types.size() != std::size(kHistoryColumnNames)) return false;
+  // entity_id, entity_type, metric_key, value, timestamp, received_at, source_device_id, quality
+  return is_text(column_types[0]) && is_text(column_types[1]) && is_text(column_types[2]) &&
+         column_types[3] == "double precision" && is_time(column_types[4]) &&
+         is_time(column_types[5]) && is_text(column_types[6]) && is_text(column_types[7]);
+}
+
+std::string identity_key(const MessageResult& m) {
+  std::string key;
+  key.reserve(m.organization_id.size() + m.device_id.size() + m.message_id.size() + 2);
+  key.append(m.organization_id).append(1, '\n').append(m.device_id).append(1, '\n');
+  key.append(m.message_id);
+  return key;
 }
 
 void encode_processed_copy(std::span<const MessageResult> messages,
@@ -121,32 +200,62 @@ Result<std::vector<WriteOutcome>> PgTelemetrySink::write(std::span<const Message
   for (int attempt = 0; attempt < 2; ++attempt) {
     Status st = write_in_transaction(messages, received_at, earlier, outcomes);
     if (st.ok()) return outcomes;
-    if (db_.connected()) (void)db_.exec("db_write_failed", "ROLLBACK");
-    if (st.type() != "written_before" || earlier) return st;
+    if (db_.connected()) (void)db_.exec(error_type::kDbWriteFailed, "ROLLBACK");
+    if (st.type() != error_type::kWrittenBefore || earlier) return st;
     auto found = find_earlier_writes(messages);
     if (!found.ok()) return found.status();
     earlier = std::move(found).value();
     for (auto& o : outcomes) o = WriteOutcome{};
   }
-  return Status::retryable("concurrent_duplicate",
+  return Status::retryable(error_type::kConcurrentDuplicate,
                            "another worker wrote some of these messages at the same time");
 }
 
 Result<PgTelemetrySink::EarlierWrites> PgTelemetrySink::find_earlier_writes(
     std::span<const MessageResult> messages) {
-  std::vector<std::string_view> ids;
-  ids.reserve(messages.size());
-  for (const auto& m : messages) ids.push_back(m.message_id);
-  auto r = db_.exec("db_write_failed",
-                    "SELECT p.message_id, p.previous_scores::text FROM processed_messages p"
-                    " JOIN unnest($1::text[]) AS u(id) ON p.message_id = u.id",
-                    {pg_text_array(ids)});
+  std::vector<std::string_view> orgs, devices, ids;
+  for (const auto& m : messages) {
+    orgs.push_back(m.organization_id);
+    devices.push_back(m.device_id);
+    ids.push_back(m.message_id);
+  }
+  auto r = db_.exec(error_type::kDbWriteFailed,
+                    "SELECT p.organization_id, p.device_id, p.message_id, p.previous_scores::text"
+                    " FROM processed_messages p"
+                    " JOIN unnest($1::text[], $2::text[], $3::text[]) AS u(org, dev, id)"
+                    " ON p.organization_id = u.org AND p.device_id = u.dev AND p.message_id = u.id",
+                    {pg_text_array(orgs), pg_text_array(devices), pg_text_array(ids)});
   if (!r.ok()) return r.status();
   EarlierWrites earlier;
   for (int row = 0; row < PQntuples(r->get()); ++row) {
-    earlier.emplace(PQgetvalue(r->get(), row, 0), PQgetvalue(r->get(), row, 1));
+    MessageResult identity;
+    identity.organization_id = PQgetvalue(r->get(), row, 0);
+    identity.device_id = PQgetvalue(r->get(), row, 1);
+    identity.message_id = PQgetvalue(r->get(), row, 2);
+    earlier.emplace(identity_key(identity), PQgetvalue(r->get(), row, 3));
   }
   return earlier;
+}
+
+Result<bool> PgTelemetrySink::history_takes_binary() {
+  if (history_binary_ && history_checked_on_ == db_.generation() && db_.connected()) {
+    return *history_binary_;
+  }
+  auto r = db_.exec(error_type::kDbWriteFailed,
+                    "SELECT format_type(a.atttypid, a.atttypmod) FROM unnest($1::text[])"
+                    " WITH ORDINALITY AS c(name, ord)"
+                    " LEFT JOIN pg_attribute a ON a.attrelid = to_regclass('telemetry_history')"
+                    "  AND a.attname = c.name AND a.attnum > 0 AND NOT a.attisdropped"
+                    " ORDER BY c.ord",
+                    {pg_text_array(std::vector<std::string_view>(std::begin(kHistoryColumnNames),
+                                                                 std::end(kHistoryColumnNames)))});
+  if (!r.ok()) return r.status();
+  std::vector<std::string> types;
+  for (int row = 0; row < PQntuples(r->get()); ++row)
+    types.emplace_back(PQgetvalue(r->get(), row, 0));
+  history_binary_ = history_columns_take_binary(types);
+  history_checked_on_ = db_.generation();
+  return *history_binary_;
 }
 
 namespace {
@@ -165,24 +274,37 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
                                              Timestamp received_at,
                                              const std::optional<EarlierWrites>& earlier,
                                              std::vector<WriteOutcome>& outcomes) {
-  // Which messages this transaction writes: the first occurrence of each id in the batch, unless
-  // an earlier transaction wrote it.
+  // Which messages this transaction writes: the first occurrence of each identity in the batch,
+  // unless an earlier transaction wrote it.
+  std::vector<std::string> identities;
+  identities.reserve(messages.size());
   std::vector<bool> fresh(messages.size(), false);
   std::unordered_map<std::string_view, size_t> first_in_batch;
   for (size_t i = 0; i < messages.size(); ++i) {
-    const bool repeat = !first_in_batch.emplace(messages[i].message_id, i).second;
-    fresh[i] = !repeat && !(earlier && earlier->contains(messages[i].message_id));
+    identities.push_back(identity_key(messages[i]));
   }
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const bool repeat = !first_in_batch.emplace(identities[i], i).second;
+    fresh[i] = !repeat && !(earlier && earlier->contains(identities[i]));
+  }
+  auto binary = history_takes_binary();
+  if (!binary.ok()) return binary.status();
 
   // The transaction takes two requests, each one round trip to the server.
-  // Request 1: BEGIN; the history rows of the new messages, one binary COPY; then their assets
-  // locked in id order (replicas and lanes never deadlock) and their scores read. The COPY
-  // comes before the locks because it takes no lock another transaction could want: two lanes
-  // copy at the same time.
+  // Request 1: BEGIN; the history rows of the new messages, one COPY; then their assets locked in
+  // id order (replicas and lanes never deadlock) and their scores read. The COPY comes before the
+  // locks because it takes no lock another transaction could want: two lanes copy at the same
+  // time.
   copy_buffer_.clear();
-  encode_history_copy(messages, fresh, received_at, copy_buffer_);
-  std::string sql = "BEGIN; ";
-  sql += kHistoryCopy;
+  std::string sql = "BEGIN; COPY ";
+  sql += kHistoryColumns;
+  if (*binary) {
+    encode_history_copy(messages, fresh, received_at, copy_buffer_);
+    sql += " FROM STDIN (FORMAT binary)";
+  } else {
+    encode_history_copy_text(messages, fresh, received_at, copy_buffer_);
+    sql += " FROM STDIN";
+  }
   std::vector<std::string_view> asset_ids;
   for (size_t i = 0; i < messages.size(); ++i) {
     if (!fresh[i]) continue;
@@ -191,23 +313,26 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
   std::sort(asset_ids.begin(), asset_ids.end());
   asset_ids.erase(std::unique(asset_ids.begin(), asset_ids.end()), asset_ids.end());
   if (!asset_ids.empty()) {
-    auto ids = db_.literal("db_write_failed", pg_text_array(asset_ids));
+    auto ids = db_.literal(error_type::kDbWriteFailed, pg_text_array(asset_ids));
     if (!ids.ok()) return ids.status();
+    // Read as text, whatever types the table's owner chose (parse_pg_timestamp).
     sql += fmt::format(
-        "; SELECT id, health_score, (extract(epoch FROM health_score_updated_at) * 1000000)::int8"
+        "; SELECT id, health_score::text, health_score_updated_at::text"
         " FROM assets WHERE id = ANY({}::text[]) ORDER BY id FOR UPDATE",
         *ids);
   }
-  auto locked = db_.run_script("db_write_failed", sql, copy_buffer_);
+  auto locked = db_.run_script(error_type::kDbWriteFailed, sql, copy_buffer_);
   if (!locked.ok()) return locked.status();
   ScoreLedger ledger;
   if (PGresult* res = locked->get()) {
     for (int row = 0; row < PQntuples(res); ++row) {
       StoredScore stored;
       if (!PQgetisnull(res, row, 1)) stored.score = std::strtod(PQgetvalue(res, row, 1), nullptr);
-      if (!PQgetisnull(res, row, 2)) {
-        stored.updated_at = Timestamp{std::strtoll(PQgetvalue(res, row, 2), nullptr, 10)};
-      }
+      // Any instant the column holds (infinity included) orders as PostgreSQL orders it; text
+      // that is no time at all (a column of another type) counts as no score time: the next
+      // message's score replaces it.
+      if (!PQgetisnull(res, row, 2))
+        stored.updated_at = parse_pg_timestamp(PQgetvalue(res, row, 2));
       ledger.load(PQgetvalue(res, row, 0), stored);
     }
   }
@@ -230,9 +355,9 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
       continue;
     }
     o.duplicate = true;
-    const bool before = earlier && earlier->contains(m.message_id);
+    const bool before = earlier && earlier->contains(identities[i]);
     const std::string& text =
-        before ? earlier->at(m.message_id) : prev_json[first_in_batch.at(m.message_id)];
+        before ? earlier->at(identities[i]) : prev_json[first_in_batch.at(identities[i])];
     const auto recorded = nlohmann::json::parse(text, nullptr, false);
     for (const auto& a : m.assets)
       o.previous_scores.push_back(recorded_score(recorded, a.asset_id));
@@ -264,7 +389,7 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
     }
     scores.push_back('}');
     times.push_back('}');
-    auto ids = db_.literal("db_write_failed", pg_text_array(cids));
+    auto ids = db_.literal(error_type::kDbWriteFailed, pg_text_array(cids));
     if (!ids.ok()) return ids.status();
     sql += fmt::format(
         "UPDATE assets AS a SET health_score = v.score,"
@@ -276,9 +401,10 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
         *ids, scores, times);
   }
   sql += "COMMIT";
-  auto committed = db_.run_script("db_write_failed", sql, copy_buffer_);
+  auto committed = db_.run_script(error_type::kDbWriteFailed, sql, copy_buffer_);
   if (!committed.ok() && db_.last_sqlstate() == kUniqueViolation) {
-    return Status::retryable("written_before", "some messages of the batch were written before");
+    return Status::retryable(error_type::kWrittenBefore,
+                             "some messages of the batch were written before");
   }
   return committed.status();
 }

@@ -2,6 +2,9 @@
 
 #include <charconv>
 
+#include "common/error_types.h"
+#include "domain/link_cache_codec.h"
+
 namespace atw {
 
 Result<RedisAddress> parse_redis_url(std::string_view url) {
@@ -57,7 +60,7 @@ bool RedisLinkCache::ensure() {
     if (ctx_) log_.warn("redis connect failed", {{"error", ctx_->errstr}});
     ctx_.reset();
     metrics_.set_up("redis", false);
-    metrics_.add_error("cache_unavailable");
+    metrics_.add_error(error_type::kCacheUnavailable);
     return false;
   }
   redisSetTimeout(ctx_.get(), tv);
@@ -86,7 +89,7 @@ void RedisLinkCache::fail(const char* what) {
   log_.warn(what, {{"error", ctx_ && ctx_->errstr[0] ? ctx_->errstr : "unexpected reply"}});
   ctx_.reset();  // a context with an error cannot be reused; reconnect later
   metrics_.set_up("redis", false);
-  metrics_.add_error("cache_unavailable");
+  metrics_.add_error(error_type::kCacheUnavailable);
 }
 
 std::vector<std::optional<LinkSet>> RedisLinkCache::get_many(std::span<const DeviceKey> keys) {
@@ -111,11 +114,12 @@ std::vector<std::optional<LinkSet>> RedisLinkCache::get_many(std::span<const Dev
   for (size_t i = 0; i < keys.size(); ++i) {
     const redisReply* e = r->element[i];
     if (e->type != REDIS_REPLY_STRING) continue;
-    auto parsed = parse_link_set(std::string_view(e->str, e->len));
+    auto parsed = parse_link_set(std::string_view(e->str, e->len), keys[i]);
     if (parsed.ok()) {
       out[i] = std::move(parsed).value();
     } else {
-      metrics_.add_error("cache_corrupt");  // treated as a miss, then overwritten
+      // cache_corrupt or cache_mismatch: a miss, and overwritten once the store has answered.
+      metrics_.add_error(parsed.status().type());
     }
   }
   return out;
@@ -125,7 +129,7 @@ void RedisLinkCache::put_many(std::span<const DeviceKey> keys, std::span<const L
   if (keys.empty() || !ensure()) return;
   for (size_t i = 0; i < keys.size(); ++i) {
     const std::string key = link_cache_key(keys[i]);
-    const std::string value = serialize_link_set(sets[i]);
+    const std::string value = serialize_link_set(keys[i], sets[i]);
     const auto ttl = sets[i].links.empty() ? settings_.empty_ttl : settings_.ttl;
     const std::string ttl_text = std::to_string(ttl.count());
     const char* argv[] = {"SET", key.data(), value.data(), "EX", ttl_text.data()};
@@ -165,8 +169,9 @@ void RedisLinkCache::invalidate_all() {
   if (!ensure()) return;
   std::string cursor = "0";
   do {
-    Reply r(static_cast<redisReply*>(
-        redisCommand(ctx_.get(), "SCAN %s MATCH device_asset_links:* COUNT 1000", cursor.c_str())));
+    Reply r(static_cast<redisReply*>(redisCommand(ctx_.get(), "SCAN %s MATCH %b* COUNT 1000",
+                                                  cursor.c_str(), kLinkCacheKeyPrefix.data(),
+                                                  kLinkCacheKeyPrefix.size())));
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
       fail("redis SCAN failed");
       return;
