@@ -7,8 +7,13 @@
 #include <vector>
 
 #include "app/config.h"
+#include "common/redact.h"
 
 namespace atw {
+
+// "asset-worker: <text>" on stderr, with any secret in it masked (common/redact.h): every
+// command's error goes through here.
+void print_error(std::string_view text);
 
 // Runs the worker until `stop` is set (SIGTERM/SIGINT), then drains.
 int run_worker(const Config& config, const std::atomic<bool>& stop);

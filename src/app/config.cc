@@ -3,6 +3,10 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include "adapters/redis/redis_link_cache.h"
+#include "app/commands.h"
+#include "common/redact.h"
+
 namespace atw {
 
 ValidationLimits Config::limits() const {
@@ -24,10 +28,36 @@ void register_options(CLI::App& app, Config& c) {
   auto add = [&app](const char* flag, auto& value, const char* env, const char* help) {
     app.add_option(flag, value, help)->envname(env)->capture_default_str()->group("Settings");
   };
-  add("--nats-url", c.nats_url, "NATS_URL", "NATS servers, comma-separated");
-  add("--database-url", c.database_url, "DATABASE_URL", "PostgreSQL connection URI (libpq)");
+  add("--nats-url", c.nats_url, "NATS_URL",
+      "NATS servers, comma-separated (nats:// or tls://; a user:password@ or token@ in a URL is a"
+      " login)");
+  add("--nats-url-file", c.nats_url_file, "NATS_URL_FILE", "A file holding NATS_URL");
+  add("--nats-user", c.nats_user, "NATS_USER", "NATS user (with NATS_PASSWORD)");
+  add("--nats-password", c.nats_password, "NATS_PASSWORD",
+      "NATS user's password (prefer NATS_PASSWORD_FILE)");
+  add("--nats-password-file", c.nats_password_file, "NATS_PASSWORD_FILE",
+      "A file holding the NATS user's password");
+  add("--nats-token", c.nats_token, "NATS_TOKEN", "NATS token (prefer NATS_TOKEN_FILE)");
+  add("--nats-token-file", c.nats_token_file, "NATS_TOKEN_FILE", "A file holding the NATS token");
+  add("--nats-nkey-seed-file", c.nats_nkey_seed_file, "NATS_NKEY_SEED_FILE",
+      "A file holding the NATS user's NKey seed (SU...)");
+  add("--nats-creds-file", c.nats_creds_file, "NATS_CREDS_FILE",
+      "NATS credentials file (user JWT and seed, operator mode); read at every connect");
+  add("--nats-ca-file", c.nats_ca_file, "NATS_CA_FILE",
+      "TLS: the CA certificate(s) the NATS servers' certificates are checked against");
+  add("--nats-cert-file", c.nats_cert_file, "NATS_CERT_FILE",
+      "TLS: this client's certificate (with NATS_KEY_FILE)");
+  add("--nats-key-file", c.nats_key_file, "NATS_KEY_FILE", "TLS: this client's private key");
+  add("--nats-tls-server-name", c.nats_tls_server_name, "NATS_TLS_SERVER_NAME",
+      "TLS: the name the NATS servers' certificates must hold (default: the URL's host)");
+  add("--database-url", c.database_url, "DATABASE_URL",
+      "PostgreSQL connection URI (libpq: sslmode=verify-full&sslrootcert=... for TLS)");
+  add("--database-url-file", c.database_url_file, "DATABASE_URL_FILE",
+      "A file holding DATABASE_URL; read again at every connect");
   add("--redis-url", c.redis_url, "REDIS_URL",
-      "Redis URI (redis://host:port/db); empty: in-process cache only");
+      "Redis URI (redis://[user:password@]host:port/db); empty: in-process cache only");
+  add("--redis-url-file", c.redis_url_file, "REDIS_URL_FILE",
+      "A file holding REDIS_URL; read again at every connect");
   add("--input-subject", c.input_subject, "INPUT_SUBJECT",
       "Subject of normalized device telemetry");
   add("--output-subject", c.output_subject, "OUTPUT_SUBJECT", "Subject of asset telemetry events");
@@ -77,6 +107,85 @@ void register_options(CLI::App& app, Config& c) {
       "Seconds between the worker's history maintenance runs; 0: only `asset-worker maintain`");
 }
 
+namespace {
+
+Status bad_setting(const std::string& what) {
+  return Status::permanent("invalid_config", what);
+}
+
+// Whether a NATS URL carries a login of its own (user:password@ or token@).
+bool url_has_login(std::string_view url) {
+  const size_t scheme = url.find("://");
+  const size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+  const size_t end = url.find_first_of("/?#", start);
+  return url.substr(start, end == std::string_view::npos ? end : end - start).find('@') !=
+         std::string_view::npos;
+}
+
+// The secret files, the NATS logins and TLS files, and REDIS_URL's form.
+Status finalize_secrets(Config& c) {
+  if (!c.nats_url_file.empty()) {
+    auto url = read_secret_file("NATS_URL_FILE", c.nats_url_file);
+    if (!url.ok()) return url.status();
+    c.nats_url = *url;
+  }
+  for (const auto& [setting, file] : {std::pair{"DATABASE_URL_FILE", &c.database_url_file},
+                                      std::pair{"REDIS_URL_FILE", &c.redis_url_file},
+                                      std::pair{"NATS_PASSWORD_FILE", &c.nats_password_file},
+                                      std::pair{"NATS_TOKEN_FILE", &c.nats_token_file},
+                                      std::pair{"NATS_NKEY_SEED_FILE", &c.nats_nkey_seed_file},
+                                      std::pair{"NATS_CREDS_FILE", &c.nats_creds_file}}) {
+    if (file->empty()) continue;
+    if (auto readable = read_secret_file(setting, *file); !readable.ok()) {
+      return readable.status();
+    }
+  }
+  if (!c.redis_url_file.empty()) {
+    c.redis_url = *read_secret_file("REDIS_URL_FILE", c.redis_url_file);
+  }
+  if (!c.redis_url.empty()) {
+    if (auto redis = parse_redis_url(c.redis_url); !redis.ok()) return redis.status();
+  }
+  const bool password = !c.nats_password.empty() || !c.nats_password_file.empty();
+  if (password && c.nats_user.empty()) return bad_setting("NATS_PASSWORD needs NATS_USER");
+  bool url_login = false;
+  for (const auto& server : split_servers(c.nats_url)) url_login |= url_has_login(server);
+  const int logins = int{url_login} + int{!c.nats_user.empty()} +
+                     int{!c.nats_token.empty() || !c.nats_token_file.empty()} +
+                     int{!c.nats_nkey_seed_file.empty()} + int{!c.nats_creds_file.empty()};
+  if (logins > 1) {
+    return bad_setting(
+        "choose one NATS login: a URL's user@, NATS_USER, NATS_TOKEN, NATS_NKEY_SEED_FILE or"
+        " NATS_CREDS_FILE");
+  }
+  if (c.nats_cert_file.empty() != c.nats_key_file.empty()) {
+    return bad_setting("NATS_CERT_FILE and NATS_KEY_FILE go together");
+  }
+  return Status();
+}
+
+}  // namespace
+
+void print_error(std::string_view text) {
+  fmt::print(stderr, "asset-worker: {}\n", redact_secrets(text));
+}
+
+NatsSettings Config::nats(std::string name) const {
+  NatsSettings s;
+  s.servers = split_servers(nats_url);
+  s.name = std::move(name);
+  s.security.user = nats_user;
+  s.security.password = SecretSource(nats_password, nats_password_file);
+  s.security.token = SecretSource(nats_token, nats_token_file);
+  s.security.nkey_seed_file = nats_nkey_seed_file;
+  s.security.creds_file = nats_creds_file;
+  s.security.ca_file = nats_ca_file;
+  s.security.cert_file = nats_cert_file;
+  s.security.key_file = nats_key_file;
+  s.security.tls_server_name = nats_tls_server_name;
+  return s;
+}
+
 Status finalize(Config& c) {
   auto bad = [](const std::string& what) { return Status::permanent("invalid_config", what); };
   if (c.batch_size < 1 || c.batch_size > 10000) return bad("--batch-size must be 1..10000");
@@ -116,6 +225,10 @@ Status finalize(Config& c) {
       c.log_level != "error") {
     return bad("--log-level must be debug, info, warn or error");
   }
+  if (Status st = finalize_secrets(c); !st.ok()) return st;
+  auto http = parse_http_address(c.http_addr);
+  if (!http.ok()) return http.status();
+  c.http = *http;
   if (c.worker_id.empty()) {
     char host[256] = {};
     gethostname(host, sizeof(host) - 1);

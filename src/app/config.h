@@ -5,7 +5,10 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "adapters/http/http_server.h"
+#include "adapters/nats/nats_connection.h"
 #include "common/log.h"
+#include "common/secret_source.h"
 #include "domain/telemetry.h"
 
 namespace atw {
@@ -15,6 +18,24 @@ struct Config {
   std::string nats_url = "nats://127.0.0.1:4222";
   std::string database_url = "postgresql://postgres@127.0.0.1:5432/asset_telemetry";
   std::string redis_url;  // empty: no Redis, the in-process cache serves alone
+  // Secrets in files, as Kubernetes and Docker mount them (docs/security.md). A file wins over
+  // its setting. DATABASE_URL_FILE and REDIS_URL_FILE are read again at every connect, so that a
+  // rotated password is taken without a restart; the others at start.
+  std::string database_url_file;
+  std::string redis_url_file;
+  std::string nats_url_file;
+  // NATS logins (one at most) and TLS
+  std::string nats_user;
+  std::string nats_password;
+  std::string nats_password_file;
+  std::string nats_token;
+  std::string nats_token_file;
+  std::string nats_nkey_seed_file;
+  std::string nats_creds_file;  // read by nats.c at every connect: rotated in place
+  std::string nats_ca_file;
+  std::string nats_cert_file;
+  std::string nats_key_file;
+  std::string nats_tls_server_name;
   // Wire names (SPEC D1, D2)
   std::string input_subject = "telemetry.normalized.v1";
   std::string output_subject = "telemetry.asset.v1";
@@ -50,15 +71,23 @@ struct Config {
   int partitions_ahead_days = 7;
   int maintain_interval_s = 3600;  // 0: the worker never maintains; `asset-worker maintain` does
 
+  // Filled in by finalize().
+  HttpAddress http;  // HTTP_ADDR, parsed
+
   ValidationLimits limits() const;
   LogLevel level() const;
+  SecretSource database() const { return {database_url, database_url_file}; }
+  SecretSource redis() const { return {redis_url, redis_url_file}; }
+  // The NATS connection's settings, `name` telling the server who connects.
+  NatsSettings nats(std::string name) const;
 };
 
 // Registers every setting on `app` as --flag with its environment variable. Options are
 // registered on the top-level app so every subcommand shares them.
 void register_options(CLI::App& app, Config& config);
 
-// Checks ranges and fills derived defaults; an error names the setting.
+// Checks ranges and fills derived defaults; reads the secret files that are read once and checks
+// that the others can be read; an error names the setting, never a secret.
 Status finalize(Config& config);
 
 }  // namespace atw

@@ -66,12 +66,9 @@ bool selected(const DeadLetterEntry& e, const DlqSelection& sel) {
 
 int run_dlq(const Config& c, const std::string& action, const DlqSelection& sel) {
   Logger log(LogLevel::kWarn, stderr, c.worker_id);
-  NatsSettings settings;
-  settings.servers = split_servers(c.nats_url);
-  settings.name = "asset-worker dlq";
-  auto nc = NatsConnection::connect(settings, log, std::chrono::seconds(10));
+  auto nc = NatsConnection::connect(c.nats("asset-worker dlq"), log, std::chrono::seconds(10));
   if (!nc.ok()) {
-    fmt::print(stderr, "asset-worker: {}\n", nc.status().message());
+    print_error(nc.status().message());
     return 1;
   }
   auto stream = find_stream_for_subject(**nc, c.dlq_subject);
@@ -81,7 +78,7 @@ int run_dlq(const Config& c, const std::string& action, const DlqSelection& sel)
   }
   auto stored = read_stream(**nc, *stream, 1, 10'000'000);
   if (!stored.ok()) {
-    fmt::print(stderr, "asset-worker: {}\n", stored.status().message());
+    print_error(stored.status().message());
     return 1;
   }
   std::vector<DeadLetterEntry> entries;
@@ -136,7 +133,7 @@ int run_dlq(const Config& c, const std::string& action, const DlqSelection& sel)
     for (const auto& e : entries) {
       if (!selected(e, sel)) continue;
       if (Status st = delete_stream_message(**nc, *stream, e.stored.sequence); !st.ok()) {
-        fmt::print(stderr, "asset-worker: seq {}: {}\n", e.stored.sequence, st.message());
+        print_error(fmt::format("seq {}: {}", e.stored.sequence, st.message()));
         return 1;
       }
       ++removed;
@@ -151,7 +148,7 @@ int run_dlq(const Config& c, const std::string& action, const DlqSelection& sel)
   // and the worker's idempotency absorbs one after it.
   auto publisher = JetStreamPublisher::create(**nc, std::chrono::seconds(10));
   if (!publisher.ok()) {
-    fmt::print(stderr, "asset-worker: {}\n", publisher.status().message());
+    print_error(publisher.status().message());
     return 1;
   }
   std::vector<const DeadLetterEntry*> chosen;
@@ -172,12 +169,12 @@ int run_dlq(const Config& c, const std::string& action, const DlqSelection& sel)
     if (!statuses.front().ok()) {
       ++failed;
       fmt::print(stderr, "seq {}: {}; left in place\n", e->stored.sequence,
-                 statuses.front().message());
+                 redact_secrets(statuses.front().message()));
       continue;
     }
     if (Status st = delete_stream_message(**nc, *stream, e->stored.sequence); !st.ok()) {
       fmt::print(stderr, "seq {}: replayed, but not removed: {}\n", e->stored.sequence,
-                 st.message());
+                 redact_secrets(st.message()));
     }
     ++done;
     fmt::print("replayed {}/{} (seq {})\n", done, chosen.size(), e->stored.sequence);

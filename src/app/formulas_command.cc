@@ -13,12 +13,12 @@
 namespace atw {
 
 int run_formulas_check(const Config& c) {
-  PgConnection db(c.database_url);
+  PgConnection db(c.database());
   auto rows = db.exec(error_type::kDbUnavailable,
                       "SELECT id, coalesce(telemetry_schema::text, 'null') FROM asset_types"
                       " ORDER BY id");
   if (!rows.ok()) {
-    fmt::print(stderr, "asset-worker: {}\n", rows.status().message());
+    print_error(rows.status().message());
     return 1;
   }
   size_t problems = 0;
@@ -49,13 +49,13 @@ int run_formulas_try(const Config& c, const std::string& asset_type, const std::
     }
     set.set(name, value.get<double>());
   }
-  PgConnection db(c.database_url);
+  PgConnection db(c.database());
   auto rows =
       db.exec(error_type::kDbUnavailable,
               "SELECT coalesce(telemetry_schema::text, 'null') FROM asset_types WHERE id = $1",
               {asset_type});
   if (!rows.ok()) {
-    fmt::print(stderr, "asset-worker: {}\n", rows.status().message());
+    print_error(rows.status().message());
     return 1;
   }
   if (PQntuples(rows->get()) == 0) {

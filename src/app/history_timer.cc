@@ -2,7 +2,7 @@
 
 namespace atw {
 
-HistoryTimer::HistoryTimer(std::string database_url, HistorySettings settings,
+HistoryTimer::HistoryTimer(SecretSource database_url, HistorySettings settings,
                            std::chrono::seconds interval, WorkerMetrics& metrics, Logger& log)
     : maintenance_(std::move(database_url), settings),
       settings_(settings),

@@ -19,7 +19,7 @@ namespace atw {
 
 class HistoryTimer {
  public:
-  HistoryTimer(std::string database_url, HistorySettings settings, std::chrono::seconds interval,
+  HistoryTimer(SecretSource database_url, HistorySettings settings, std::chrono::seconds interval,
                WorkerMetrics& metrics, Logger& log);
   ~HistoryTimer();  // stop()
   HistoryTimer(const HistoryTimer&) = delete;

@@ -16,14 +16,8 @@ int run_links_invalidate(const Config& c, const std::string& organization,
   // Redis first, so that it is clean even when no worker runs; then the notice, which every
   // worker applies to its own cache and to Redis again (after any write of its own in flight).
   if (!c.redis_url.empty()) {
-    auto address = parse_redis_url(c.redis_url);
-    if (!address.ok()) {
-      std::fprintf(stderr, "asset-worker: invalid REDIS_URL: %s\n",
-                   address.status().message().c_str());
-      return 2;
-    }
     WorkerMetrics metrics;
-    RedisLinkCache redis(*address, RedisCacheSettings{}, metrics, log);
+    RedisLinkCache redis(c.redis(), RedisCacheSettings{}, metrics, log);
     if (all) {
       redis.invalidate_all();
     } else {
@@ -38,12 +32,11 @@ int run_links_invalidate(const Config& c, const std::string& organization,
   const std::string payload =
       all ? nlohmann::json{{"all", true}}.dump()
           : nlohmann::json{{"org", organization}, {"device", device}}.dump();
-  PgConnection db(c.database_url);
+  PgConnection db(c.database());
   auto r = db.exec(error_type::kDbUnavailable, "SELECT pg_notify($1, $2)",
                    {kLinkChangeChannel, payload});
   if (!r.ok()) {
-    std::fprintf(stderr, "asset-worker: cannot notify the workers: %s\n",
-                 r.status().message().c_str());
+    print_error("cannot notify the workers: " + r.status().message());
     return 1;
   }
   std::printf("invalidated %s\n",

@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (atw::Status st = atw::finalize(config); !st.ok()) {
-    std::fprintf(stderr, "asset-worker: %s\n", st.message().c_str());
+    atw::print_error(st.message());
     return 2;
   }
   if (migrate->parsed()) return atw::run_migrate(config);

@@ -9,16 +9,15 @@
 namespace atw {
 
 int run_maintain(const Config& c) {
-  HistoryMaintenance maintenance(c.database_url,
-                                 {c.partitions_ahead_days, c.history_retention_days});
+  HistoryMaintenance maintenance(c.database(), {c.partitions_ahead_days, c.history_retention_days});
   auto actions = maintenance.run();
   if (!actions.ok()) {
     const std::string& why = actions.status().message();
     // A hint for the person at the terminal, not a decision: the schema predates the function.
     const bool unmigrated = why.find("telemetry_history_maintain") != std::string::npos &&
                             why.find("does not exist") != std::string::npos;
-    fmt::print(stderr, "asset-worker: history maintenance failed: {}{}\n", why,
-               unmigrated ? " (run `asset-worker migrate` first)" : "");
+    print_error(fmt::format("history maintenance failed: {}{}", why,
+                            unmigrated ? " (run `asset-worker migrate` first)" : ""));
     return 1;
   }
   for (const HistoryAction& a : *actions) fmt::print("{}\n", describe(a));

@@ -7,7 +7,7 @@ namespace atw {
 
 int run_migrate(const Config& c) {
   Logger log(c.level(), stderr, c.worker_id);
-  PgConnection db(c.database_url);
+  PgConnection db(c.database());
   auto applied = migrate(db);
   if (!applied.ok()) {
     log.error("migration failed", {{"error", applied.status().message()}});

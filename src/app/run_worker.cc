@@ -66,14 +66,13 @@ Result<std::string> ensure_advisory_stream(NatsConnection& nc, const Config& c,
 }
 
 Result<NatsSetup> connect_nats(const Config& c, Logger& log, const std::atomic<bool>& stop) {
-  NatsSettings settings;
-  settings.servers = split_servers(c.nats_url);
-  settings.name = "asset-worker " + c.worker_id;
+  const NatsSettings settings = c.nats("asset-worker " + c.worker_id);
   Status last;
   while (!stop.load()) {
     auto conn = NatsConnection::connect(settings, log, seconds(5));
     if (!conn.ok()) {
       last = conn.status();
+      if (last.permanent()) return last;  // refused: a setting to fix, not a server to wait for
       log.warn("waiting for NATS", {{"error", last.message()}});
       continue;
     }
@@ -112,12 +111,19 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
   Logger log(c.level(), stderr, c.worker_id);
   WorkerMetrics metrics;
   SystemClock clock;
-  log.info("starting", {{"version", ATW_VERSION},
-                        {"subject", c.input_subject},
-                        {"durable", c.durable},
-                        {"batchSize", c.batch_size},
-                        {"liveBatchSize", c.live_batch_size},
-                        {"catchUpBatchSize", c.catch_up_batch_size}});
+  // Where it connects, as an operator checks it: any password or token in these is masked by
+  // the logger (common/redact.h), and a secret file is named, never read out.
+  log.info("starting",
+           {{"version", ATW_VERSION},
+            {"natsUrl", c.nats_url_file.empty() ? c.nats_url : "file " + c.nats_url_file},
+            {"databaseUrl",
+             c.database_url_file.empty() ? c.database_url : "file " + c.database_url_file},
+            {"redisUrl", c.redis_url_file.empty() ? c.redis_url : "file " + c.redis_url_file},
+            {"subject", c.input_subject},
+            {"durable", c.durable},
+            {"batchSize", c.batch_size},
+            {"liveBatchSize", c.live_batch_size},
+            {"catchUpBatchSize", c.catch_up_batch_size}});
 
   auto nats = connect_nats(c, log, stop);
   if (!nats.ok()) {
@@ -144,37 +150,41 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
     }
   }
 
-  PgConnection db(c.database_url);
+  PgConnection db(c.database());
   if (Status st = db.ensure(); !st.ok()) {
+    if (db.login_refused()) {
+      log.error("cannot start: PostgreSQL refused the worker's login", {{"error", st.message()}});
+      return 1;
+    }
     log.warn("PostgreSQL not reachable yet; batches will wait for it", {{"error", st.message()}});
   }
   PgLinkStore store(db, metrics, log);
-  PgWriterPool sink(c.database_url, static_cast<size_t>(c.db_writers), c.worker_id);
+  PgWriterPool sink(c.database(), static_cast<size_t>(c.db_writers), c.worker_id);
   // History partitions made ahead and dropped past the retention, beside the pipeline.
   std::unique_ptr<HistoryTimer> history_timer;
   if (c.maintain_interval_s > 0) {
     history_timer = std::make_unique<HistoryTimer>(
-        c.database_url, HistorySettings{c.partitions_ahead_days, c.history_retention_days},
+        c.database(), HistorySettings{c.partitions_ahead_days, c.history_retention_days},
         seconds(c.maintain_interval_s), metrics, log);
   }
 
   std::unique_ptr<RedisLinkCache> redis;
   if (!c.redis_url.empty()) {
-    auto address = parse_redis_url(c.redis_url);
-    if (!address.ok()) {
-      log.error("invalid REDIS_URL", {{"error", address.status().message()}});
-      return 2;
-    }
     redis = std::make_unique<RedisLinkCache>(
-        *address,
+        c.redis(),
         RedisCacheSettings{seconds(c.link_cache_ttl_s), seconds(c.link_cache_empty_ttl_s)}, metrics,
         log);
+    // Redis down slows the worker (SPEC D6); Redis refusing its login is a setting to fix.
+    if (const Status st = redis->check_login(); !st.ok()) {
+      log.error("cannot start: Redis refused the worker's login", {{"error", st.message()}});
+      return 1;
+    }
   }
   LinkMemory memory(static_cast<size_t>(c.memory_cache_capacity), seconds(c.memory_cache_ttl_s),
                     seconds(std::min(c.memory_cache_ttl_s, c.link_cache_empty_ttl_s)));
   LinkResolver resolver(memory, redis.get(), store, clock, metrics);
   LinkChangeInbox link_changes;
-  PgLinkListener link_listener(c.database_url, link_changes, log);
+  PgLinkListener link_listener(c.database(), link_changes, log);
 
   ProcessorSettings ps;
   ps.event_subject = c.output_subject;
@@ -203,18 +213,22 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
                  .live_batch_size = static_cast<size_t>(c.live_batch_size),
                  .catch_up_batch_size = static_cast<size_t>(c.catch_up_batch_size)});
 
-  // Readiness: NATS and PostgreSQL reachable, and no batch waiting for a server.
+  // Readiness: NATS and PostgreSQL reachable, no permission refused by NATS in the last 10 s,
+  // and no batch waiting for a server.
   std::atomic<bool> db_up{db.connected()};
   HttpServer http({[&] {
                      return render_prometheus(metrics.snapshot(),
                                               {ATW_VERSION, c.worker_id, nats->input_stream});
                    },
-                   [&] { return nc.connected() && db_up.load() && worker.healthy(); },
+                   [&] {
+                     return nc.connected() && !nc.refused_within(seconds(10)) && db_up.load() &&
+                            worker.healthy();
+                   },
                    [&] {
                      const int64_t silent = steady_nanos() - last_beat.load();
                      return silent < int64_t{c.stall_timeout_s} * 1'000'000'000;
                    }});
-  if (Status st = http.start(c.http_addr); !st.ok()) {
+  if (Status st = http.start(c.http); !st.ok()) {
     log.error("cannot serve HTTP", {{"error", st.message()}});
     return 2;
   }

@@ -32,12 +32,12 @@ void print_plan(const StorageChange& change) {
 }  // namespace
 
 int run_storage_change(const Config& c, const StorageRequest& request) {
-  PgConnection db(c.database_url);
+  PgConnection db(c.database());
   Result<StorageChange> plan = request.what == StorageRequest::kHistoryPartitions
                                    ? plan_history_partitions(db, c.partitions_ahead_days)
                                    : plan_assets_fillfactor(db, request.fillfactor, request.repack);
   if (!plan.ok()) {
-    fmt::print(stderr, "asset-worker: {}\n", plan.status().message());
+    print_error(plan.status().message());
     return 1;
   }
   print_plan(*plan);
@@ -56,7 +56,7 @@ int run_storage_change(const Config& c, const StorageRequest& request) {
     std::fflush(stdout);
   });
   if (!st.ok()) {
-    fmt::print(stderr, "asset-worker: step {} failed: {}\n", n, st.message());
+    print_error(fmt::format("step {} failed: {}", n, st.message()));
     return 1;
   }
   fmt::print("done\n");

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "common/redact.h"
 #include "domain/json_writer.h"
 #include "domain/timestamp.h"
 
@@ -32,15 +33,24 @@ void Logger::log(LogLevel level, std::string_view msg, std::initializer_list<Log
   line.reserve(256);
   JsonWriter w(line);
   w.begin_object().key("ts").string(format_iso_millis(Timestamp{now}));
-  w.key("level").string(level_name(level)).key("msg").string(msg);
+  // Secrets never reach a log line (common/redact.h): whatever a caller passes.
+  auto text = [&w](std::string_view v) {
+    if (may_hold_secret(v)) {
+      w.string(redact_secrets(v));
+    } else {
+      w.string(v);
+    }
+  };
+  w.key("level").string(level_name(level)).key("msg");
+  text(msg);
   if (!worker_id_.empty()) w.key("worker").string(worker_id_);
   for (const auto& f : fields) {
     w.key(f.key);
     std::visit(
-        [&w](const auto& v) {
+        [&w, &text](const auto& v) {
           using T = std::decay_t<decltype(v)>;
           if constexpr (std::is_same_v<T, std::string_view>)
-            w.string(v);
+            text(v);
           else if constexpr (std::is_same_v<T, int64_t>)
             w.integer(v);
           else if constexpr (std::is_same_v<T, double>)

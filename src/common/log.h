@@ -1,7 +1,8 @@
 #pragma once
 // Structured logs (SPEC D18): one JSON object per line on stderr, e.g.
 //   {"ts":"2026-01-28T14:30:01.234Z","level":"error","msg":"db write failed","messageId":"..."}
-// A Logger is passed down to whoever logs; there is no global one. Thread-safe.
+// A Logger is passed down to whoever logs; there is no global one. Thread-safe. Every text it
+// writes goes through redact_secrets (common/redact.h).
 
 #include <cstdio>
 #include <initializer_list>

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "common/error_types.h"
+#include "common/redact.h"
 #include "domain/dead_letter.h"
 #include "domain/event.h"
 
@@ -340,8 +341,9 @@ void BatchProcessor::dead_letter(std::vector<Item>& items) {
   for (auto& item : items) {
     if (item.fate != Fate::kDeadLetter) continue;
     const Delivery& dl = *item.delivery;
+    // The reason as it was, but for any secret a server's error may quote (common/redact.h).
     DeadLetter record{dl.stream,         dl.subject,        dl.stream_sequence,
-                      dl.consumer,       dl.delivery_count, item.error.message(),
+                      dl.consumer,       dl.delivery_count, redact_secrets(item.error.message()),
                       item.error.type(), failed_at,         dl.payload};
     // One record per stream message: a second attempt to dead-letter it is dropped by the DLQ
     // stream's duplicate window.

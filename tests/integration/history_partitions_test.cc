@@ -718,7 +718,7 @@ TEST(HistoryPartitions, WorkerMaintainsOnItsTimerAndStopsPromptly) {
   };
   // The scenario's streams on the shared NATS, its plant in this test's database.
   const ServerUrls shared = server_urls();
-  Scenario s(ServerUrls{shared.nats, d.url(), shared.redis});
+  Scenario s(ServerUrls{shared.nats, d.url(), shared.redis, {}});
   const auto plant = s.load_example_plant();
 
   // MAINTAIN_INTERVAL_S=0: the worker leaves the partitions alone. It writes a message of now

@@ -21,7 +21,14 @@ import yaml
 import ops_support as ops
 
 K8S = ops.DEPLOY_DIR / "k8s"
-SECRET_KEYS = {"DATABASE_URL", "REDIS_URL"}
+# The Secret's files, mounted read-only where the ConfigMap's *_FILE settings point.
+SECRET_KEYS = {"database-url", "migrate-database-url", "redis-url", "nats.creds", "ca.crt"}
+SECRET_DIR = "/etc/asset-worker/secrets/"
+
+
+def without_secret_files(env):
+    """`env` without the *_FILE settings: their files exist only in the pod."""
+    return {k: v for k, v in env.items() if not k.endswith("_FILE")}
 # Applied on their own (docs/runbook.md, Deploy): the Secret's placeholders must never overwrite
 # the real one, the Job runs first, the others need CRDs.
 NOT_IN_KUSTOMIZATION = {"secret.yaml", "migrate-job.yaml", "keda-scaledobject.yaml",
@@ -112,7 +119,8 @@ class ManifestsTest(unittest.TestCase):
         data = dict(self.secret.get("stringData", {}))
         data.update(self.secret.get("data", {}))
         self.assertEqual(set(data), SECRET_KEYS)
-        self.assertEqual(set(self.config) & SECRET_KEYS, set(), "credentials in the ConfigMap")
+        for name in ("DATABASE_URL", "REDIS_URL", "NATS_URL_FILE", "NATS_PASSWORD", "NATS_TOKEN"):
+            self.assertNotIn(name, self.config, "a credential in the ConfigMap")
         for name, value in self.config.items():
             with self.subTest(name=name):
                 self.assertIn(name, self.env_names)
@@ -120,18 +128,39 @@ class ManifestsTest(unittest.TestCase):
         for spec in (self.pod, self.job["spec"]["template"]["spec"]):
             for c in spec["containers"]:
                 refs = {(k, v["name"]) for r in c.get("envFrom", []) for k, v in r.items()}
-                self.assertEqual(refs, {("configMapRef", self.configmap["metadata"]["name"]),
-                                        ("secretRef", self.secret["metadata"]["name"])})
+                self.assertEqual(refs, {("configMapRef", self.configmap["metadata"]["name"])},
+                                 "secrets are files, never environment variables")
+                # The Secret is mounted read-only where every *_FILE setting points, and each
+                # file named is one of its keys.
+                volumes = {v["name"]: v for v in spec.get("volumes", [])}
+                mounts = [m for m in c.get("volumeMounts", [])
+                          if volumes.get(m["name"], {}).get("secret", {}).get("secretName")
+                          == self.secret["metadata"]["name"]]
+                self.assertEqual([(m["mountPath"].rstrip("/") + "/", m.get("readOnly"))
+                                  for m in mounts], [(SECRET_DIR, True)])
+                env = dict(self.config)
                 for e in c.get("env", []):
                     self.assertIn(e["name"], self.env_names)
-        self.assertTrue(data["DATABASE_URL"].startswith(("postgresql://", "postgres://")))
-        self.assertTrue(data["REDIS_URL"].startswith(("redis://", "rediss://")))
+                    env[e["name"]] = e.get("value", "")
+                files = {k: v for k, v in env.items() if k.endswith("_FILE")}
+                self.assertIn("DATABASE_URL_FILE", files)
+                for name, path in files.items():
+                    self.assertTrue(path.startswith(SECRET_DIR), name)
+                    self.assertIn(path[len(SECRET_DIR):], SECRET_KEYS, name)
+        for key in ("database-url", "migrate-database-url"):
+            url = urllib.parse.urlsplit(data[key])
+            self.assertIn(url.scheme, ("postgresql", "postgres"), key)
+            query = urllib.parse.parse_qs(url.query)
+            self.assertEqual(query.get("sslmode"), ["verify-full"], key)
+            self.assertEqual(query.get("sslrootcert"), [SECRET_DIR + "ca.crt"], key)
+        self.assertTrue(data["redis-url"].startswith("redis://"))
+        self.assertTrue(self.config["NATS_URL"].startswith("tls://"))
 
     def test_configmap_values_pass_the_binary_s_own_checks(self):
         # `migrate` checks every setting (asset-worker exits 2 naming a bad one) before it
         # touches the database; the database is this test's, the rest is the ConfigMap's.
         env = ops.base_env()
-        env.update(self.config)
+        env.update(without_secret_files(self.config))
         env["DATABASE_URL"] = ops.shared_server_env()["DATABASE_URL"]
         r = subprocess.run([ops.worker_binary(), "migrate"], env=env, capture_output=True,
                            text=True, timeout=60)
@@ -146,7 +175,7 @@ class ManifestsTest(unittest.TestCase):
     def test_configmap_runs_a_worker_that_keda_can_watch(self):
         nats = ops.PrivateNats()
         self.addCleanup(nats.close)
-        env = dict(self.config)
+        env = without_secret_files(self.config)
         host = env["HTTP_ADDR"].rsplit(":", 1)[0]
         env.update(ops.shared_server_env())
         env.update({

@@ -18,6 +18,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <optional>
 #include <thread>
@@ -152,7 +153,7 @@ class PrivateServers::Child {
   mutable bool exited_ = false;
 };
 
-PrivateServers::PrivateServers() {
+PrivateServers::PrivateServers(PrivateServerOptions options) : options_(std::move(options)) {
   char tmpl[] = "/tmp/atw-faults-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) {
     error_ = "mkdtemp failed";
@@ -181,6 +182,10 @@ PrivateServers::PrivateServers() {
     error_ = fmt::format("initdb failed ({}); see {}/initdb.log", initdb, dir_);
     return;
   }
+  if (!options_.pg_hba.empty()) {
+    std::ofstream(pg_dir + "/pg_hba.conf") << "host all postgres 127.0.0.1/32 trust\n"
+                                           << options_.pg_hba << "\n";
+  }
   if (!start_nats() || !start_postgres() || !start_redis()) {
     error_ = "a server did not start; logs in " + dir_;
     return;
@@ -188,11 +193,17 @@ PrivateServers::PrivateServers() {
   if (!init_database()) error_ = "could not create and migrate the database; logs in " + dir_;
 }
 
+bool PrivateServers::restart_nats(const std::string& config) {
+  stop_nats();
+  options_.nats_config = config;
+  return start_nats();
+}
+
 PrivateServers::~PrivateServers() {
   stop_child(redis_, SIGTERM, seconds(10));
   stop_child(nats_, SIGTERM, seconds(10));
   stop_child(postgres_, SIGINT, seconds(30));
-  if (!keep_ && !dir_.empty()) {
+  if (!keep_ && ok() && !dir_.empty()) {  // a server that did not start: its log stays
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
@@ -200,9 +211,10 @@ PrivateServers::~PrivateServers() {
 
 ServerUrls PrivateServers::urls() const {
   return ServerUrls{
-      fmt::format("nats://127.0.0.1:{}", nats_port_),
-      fmt::format("postgresql://postgres@127.0.0.1:{}/asset_telemetry", pg_port_),
+      fmt::format("{}://127.0.0.1:{}", options_.nats_scheme, nats_port_),
+      fmt::format("postgresql://postgres@127.0.0.1:{}/asset_telemetry?sslmode=disable", pg_port_),
       fmt::format("redis://127.0.0.1:{}/0", redis_port_),
+      options_.nats_client,
   };
 }
 
@@ -232,10 +244,13 @@ bool PrivateServers::start_nats(milliseconds timeout) {
   // see there, and so is a dead-letter record that does not fit.
   const std::string store = dir_ + "/nats";
   std::filesystem::create_directories(store);
-  if (!start_child(
-          nats_, "nats-server",
-          {"nats-server", "-a", "127.0.0.1", "-p", std::to_string(nats_port_), "-js", "-sd", store},
-          dir_ + "/nats.log", false)) {
+  std::vector<std::string> argv = {
+      "nats-server", "-a", "127.0.0.1", "-p", std::to_string(nats_port_), "-js", "-sd", store};
+  if (!options_.nats_config.empty()) {
+    std::ofstream(dir_ + "/nats.conf") << options_.nats_config << "\n";
+    argv.insert(argv.end(), {"-c", dir_ + "/nats.conf"});
+  }
+  if (!start_child(nats_, "nats-server", std::move(argv), dir_ + "/nats.log", false)) {
     return false;
   }
   if (wait_until(timeout, [this] { return !nats_->running() || nats_answers(); }) &&
@@ -257,13 +272,27 @@ void PrivateServers::kill_nats() {
 bool PrivateServers::start_postgres(milliseconds timeout) {
   // Durable as in production and as scripts/servers.sh runs it: fsync and synchronous_commit
   // stay on; memory is smaller, since this cluster holds a few thousand rows.
-  if (!start_child(
-          postgres_, "postgres",
-          {std::string(kPgBin) + "/postgres", "-D", dir_ + "/pg", "-p", std::to_string(pg_port_),
-           "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c",
-           "max_connections=100", "-c", "shared_buffers=64MB", "-c", "fsync=on", "-c",
-           "synchronous_commit=on", "-c", "log_line_prefix=%m [%p] "},
-          dir_ + "/postgres.log", true)) {
+  std::vector<std::string> argv = {std::string(kPgBin) + "/postgres",
+                                   "-D",
+                                   dir_ + "/pg",
+                                   "-p",
+                                   std::to_string(pg_port_),
+                                   "-c",
+                                   "listen_addresses=127.0.0.1",
+                                   "-c",
+                                   "unix_socket_directories=",
+                                   "-c",
+                                   "max_connections=100",
+                                   "-c",
+                                   "shared_buffers=64MB",
+                                   "-c",
+                                   "fsync=on",
+                                   "-c",
+                                   "synchronous_commit=on",
+                                   "-c",
+                                   "log_line_prefix=%m [%p] "};
+  for (const auto& setting : options_.postgres_settings) argv.insert(argv.end(), {"-c", setting});
+  if (!start_child(postgres_, "postgres", std::move(argv), dir_ + "/postgres.log", true)) {
     return false;
   }
   if (wait_until(timeout, [this] { return !postgres_->running() || postgres_answers(); }) &&
@@ -285,10 +314,12 @@ void PrivateServers::crash_postgres() {
 bool PrivateServers::start_redis(milliseconds timeout) {
   const std::string data = dir_ + "/redis";
   std::filesystem::create_directories(data);
-  if (!start_child(redis_, "redis-server",
-                   {"redis-server", "--bind", "127.0.0.1", "--port", std::to_string(redis_port_),
-                    "--dir", data, "--save", "", "--appendonly", "no", "--daemonize", "no"},
-                   dir_ + "/redis.log", false)) {
+  std::vector<std::string> argv = {
+      "redis-server", "--bind",      "127.0.0.1", "--port", std::to_string(redis_port_),
+      "--dir",        data,          "--save",    "",       "--appendonly",
+      "no",           "--daemonize", "no"};
+  argv.insert(argv.end(), options_.redis_args.begin(), options_.redis_args.end());
+  if (!start_child(redis_, "redis-server", std::move(argv), dir_ + "/redis.log", false)) {
     return false;
   }
   if (wait_until(timeout, [this] { return !redis_->running() || redis_answers(); }) &&
@@ -330,6 +361,7 @@ bool PrivateServers::nats_answers() {
   Logger quiet(LogLevel::kError);
   NatsSettings settings;
   settings.servers = {urls().nats};
+  settings.security = options_.nats_client;
   settings.request_timeout = milliseconds(1000);
   auto nc = NatsConnection::connect(settings, quiet, milliseconds(500));
   if (!nc.ok()) return false;
@@ -347,6 +379,14 @@ bool PrivateServers::redis_answers() {
   redisContext* ctx = redisConnectWithTimeout("127.0.0.1", redis_port_, tv);
   bool ok = false;
   if (ctx != nullptr && ctx->err == 0) {
+    if (!options_.redis_login.empty()) {
+      const size_t space = options_.redis_login.find(' ');
+      const std::string user = options_.redis_login.substr(0, space);
+      const std::string password = options_.redis_login.substr(space + 1);
+      auto* auth =
+          static_cast<redisReply*>(redisCommand(ctx, "AUTH %s %s", user.c_str(), password.c_str()));
+      if (auth) freeReplyObject(auth);
+    }
     auto* reply = static_cast<redisReply*>(redisCommand(ctx, "PING"));
     ok = reply != nullptr && reply->type == REDIS_REPLY_STATUS;
     if (reply) freeReplyObject(reply);
@@ -368,6 +408,7 @@ bool PrivateServers::init_database() {
   }
   PQfinish(conn);
   if (!ok) return false;
+  if (!options_.migrate) return true;
   WorkerProcess migrate({{"DATABASE_URL", urls().database}, {"NATS_URL", urls().nats}},
                         {"migrate"});
   const int code = migrate.stop(0, seconds(60));

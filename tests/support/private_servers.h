@@ -22,11 +22,29 @@
 
 namespace atw::testing {
 
+// How the servers are secured, for tests of a production-like deployment (docs/security.md);
+// the defaults are the fault suite's open loopback servers.
+struct PrivateServerOptions {
+  // nats-server's configuration file (TLS, accounts, users), with absolute paths in it.
+  std::string nats_config;
+  std::string nats_scheme = "nats";  // "tls" for TLS
+  NatsSecurity nats_client;          // how the test logs in (its probes, its Scenario)
+  // PostgreSQL: `-c` settings (ssl = on, ...) and, when not empty, pg_hba.conf. The test itself
+  // always logs in as postgres without a password over a plain connection (the first line of
+  // the pg_hba.conf written here says so).
+  std::vector<std::string> postgres_settings;
+  std::string pg_hba;
+  // Redis: more arguments (--aclfile ...), and the login of the test's probes ("user password").
+  std::vector<std::string> redis_args;
+  std::string redis_login;
+  bool migrate = true;  // `asset-worker migrate` as postgres once the database is made
+};
+
 class PrivateServers {
  public:
   // Creates the folder, initdb's a cluster, starts the three servers, creates the
   // asset_telemetry database and runs `asset-worker migrate` on it. Check ok() (and error()).
-  PrivateServers();
+  explicit PrivateServers(PrivateServerOptions options = {});
   // Stops every server; removes the folder unless keep_files() was called.
   ~PrivateServers();
   PrivateServers(const PrivateServers&) = delete;
@@ -35,7 +53,16 @@ class PrivateServers {
   bool ok() const { return error_.empty(); }
   const std::string& error() const { return error_; }
   const std::string& dir() const { return dir_; }
+  // The servers as the test reaches them (NATS with options.nats_client's login), the database
+  // as postgres.
   ServerUrls urls() const;
+  int pg_port() const { return pg_port_; }
+  int redis_port() const { return redis_port_; }
+  int nats_port() const { return nats_port_; }
+  // Stops nats-server (SIGTERM) and starts it again with `config`; the store is kept. (Not a
+  // reload: nats-server 2.9, reloading a change of an account's users, left that account's
+  // JetStream API unanswered here.)
+  bool restart_nats(const std::string& config);
   // Leaves the folder (logs, stores) in place for a post-mortem.
   void keep_files() { keep_ = true; }
 
@@ -70,6 +97,7 @@ class PrivateServers {
   bool redis_answers();
   bool init_database();
 
+  PrivateServerOptions options_;
   std::string dir_;
   std::string error_;
   bool keep_ = false;

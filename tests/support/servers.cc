@@ -81,8 +81,10 @@ double metric(const std::string& text, const std::string& series) {
 }
 
 ServerUrls server_urls() {
-  return ServerUrls{env_or_fail("ATW_TEST_NATS_URL"), env_or_fail("ATW_TEST_DATABASE_URL"),
-                    env_or_fail("ATW_TEST_REDIS_URL")};
+  return ServerUrls{env_or_fail("ATW_TEST_NATS_URL"),
+                    env_or_fail("ATW_TEST_DATABASE_URL"),
+                    env_or_fail("ATW_TEST_REDIS_URL"),
+                    {}};
 }
 
 Rows Sql::query(const std::string& sql, const std::vector<std::optional<std::string>>& params) {
@@ -221,18 +223,29 @@ int WorkerProcess::stop(int signal, std::chrono::milliseconds timeout) {
 
 Scenario::Scenario() : Scenario(server_urls()) {}
 
-Scenario::Scenario(ServerUrls urls) : id_(random_id()), urls_(std::move(urls)) {
-  input_subject_ = fmt::format("t{}.telemetry.normalized.v1", id_);
-  output_subject_ = fmt::format("t{}.telemetry.asset.v1", id_);
-  dlq_subject_ = fmt::format("t{}.telemetry.dlq", id_);
-  input_stream_ = fmt::format("IN_{}", id_);
-  output_stream_ = fmt::format("OUT_{}", id_);
-  dlq_stream_ = fmt::format("DLQ_{}", id_);
-  durable_ = fmt::format("dur-{}", id_);
+Scenario::Scenario(ServerUrls urls, bool default_names) : id_(random_id()), urls_(std::move(urls)) {
+  if (default_names) {
+    input_subject_ = "telemetry.normalized.v1";
+    output_subject_ = "telemetry.asset.v1";
+    dlq_subject_ = "telemetry.dlq";
+    input_stream_ = "TELEMETRY_NORMALIZED";
+    output_stream_ = "TELEMETRY_ASSET";
+    dlq_stream_ = "TELEMETRY_DLQ";
+    durable_ = "asset-processor-group";
+  } else {
+    input_subject_ = fmt::format("t{}.telemetry.normalized.v1", id_);
+    output_subject_ = fmt::format("t{}.telemetry.asset.v1", id_);
+    dlq_subject_ = fmt::format("t{}.telemetry.dlq", id_);
+    input_stream_ = fmt::format("IN_{}", id_);
+    output_stream_ = fmt::format("OUT_{}", id_);
+    dlq_stream_ = fmt::format("DLQ_{}", id_);
+    durable_ = fmt::format("dur-{}", id_);
+  }
   sql_ = std::make_unique<Sql>(urls_.database);
 
   NatsSettings settings;
   settings.servers = split_servers(urls_.nats);
+  settings.security = urls_.nats_security;
   auto nc = NatsConnection::connect(settings, log_, std::chrono::seconds(10));
   if (!nc.ok()) {
     ADD_FAILURE() << "cannot connect to NATS: " << nc.status().to_string();

@@ -28,6 +28,7 @@ struct ServerUrls {
   std::string nats;
   std::string database;
   std::string redis;
+  NatsSecurity nats_security;  // how the test itself logs in to NATS (none on the shared one)
 };
 // Fails the calling test (ADD_FAILURE) when a variable is missing: integration tests must
 // never pass by not running.
@@ -82,7 +83,9 @@ class WorkerProcess {
 class Scenario {
  public:
   Scenario();  // on the servers named by ATW_TEST_* (server_urls())
-  explicit Scenario(ServerUrls urls);
+  // With `default_names`, the scenario uses the worker's default subjects, streams and durable
+  // (a server of the test's own, whose permissions name them) instead of names of its own.
+  explicit Scenario(ServerUrls urls, bool default_names = false);
   ~Scenario();
 
   const std::string& id() const { return id_; }

@@ -33,6 +33,57 @@ std::vector<std::string> split_servers(std::string_view list) {
   return out;
 }
 
+Status NatsConnection::configure() {
+  const NatsSecurity& sec = settings_.security;
+  auto refused = [](natsStatus st, std::string_view what) {
+    return Status::permanent("invalid_config", fmt::format("NATS {}: {}", what, nats_error(st)));
+  };
+  natsStatus s = NATS_OK;
+  if (sec.tls()) {
+    if ((s = natsOptions_SetSecure(opts_, true)) != NATS_OK) return refused(s, "TLS");
+  }
+  if (!sec.ca_file.empty() &&
+      (s = natsOptions_LoadCATrustedCertificates(opts_, sec.ca_file.c_str())) != NATS_OK) {
+    return refused(s, "CA file " + sec.ca_file);
+  }
+  if (!sec.cert_file.empty() &&
+      (s = natsOptions_LoadCertificatesChain(opts_, sec.cert_file.c_str(), sec.key_file.c_str())) !=
+          NATS_OK) {
+    return refused(s, "certificate " + sec.cert_file + " and key " + sec.key_file);
+  }
+  if (!sec.tls_server_name.empty() &&
+      (s = natsOptions_SetExpectedHostname(opts_, sec.tls_server_name.c_str())) != NATS_OK) {
+    return refused(s, "TLS server name");
+  }
+  if (!sec.user.empty()) {
+    auto password = sec.password.current();
+    if (!password.ok()) return password.status();
+    if ((s = natsOptions_SetUserInfo(opts_, sec.user.c_str(), password->c_str())) != NATS_OK) {
+      return refused(s, "user");
+    }
+  }
+  if (!sec.token.value.empty() || !sec.token.file.empty()) {
+    auto token = sec.token.current();
+    if (!token.ok()) return token.status();
+    if ((s = natsOptions_SetToken(opts_, token->c_str())) != NATS_OK) return refused(s, "token");
+  }
+  if (!sec.nkey_seed_file.empty()) {
+    auto seed = read_secret_file("NATS_NKEY_SEED_FILE", sec.nkey_seed_file);
+    if (!seed.ok()) return seed.status();
+    auto pub = nkey_public_key(*seed);
+    if (!pub.ok()) return pub.status();
+    if ((s = natsOptions_SetNKeyFromSeed(opts_, pub->c_str(), sec.nkey_seed_file.c_str())) !=
+        NATS_OK) {
+      return refused(s, "NKey seed file " + sec.nkey_seed_file);
+    }
+  }
+  if (!sec.creds_file.empty() && (s = natsOptions_SetUserCredentialsFromFiles(
+                                      opts_, sec.creds_file.c_str(), nullptr)) != NATS_OK) {
+    return refused(s, "credentials file " + sec.creds_file);
+  }
+  return Status();
+}
+
 Result<std::unique_ptr<NatsConnection>> NatsConnection::connect(
     const NatsSettings& settings, Logger& log, std::chrono::milliseconds initial_wait) {
   std::unique_ptr<NatsConnection> c(new NatsConnection(settings, log));
@@ -50,18 +101,33 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::connect(
   if (s == NATS_OK) s = natsOptions_SetReconnectedCB(c->opts_, on_reconnected, c.get());
   if (s == NATS_OK) s = natsOptions_SetErrorHandler(c->opts_, on_error, c.get());
   if (s == NATS_OK) s = natsOptions_SetClosedCB(c->opts_, on_closed, c.get());
-  if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(c->opts_, true, on_connected, c.get());
   if (s != NATS_OK) return Status::permanent("invalid_config", nats_error(s));
+  if (Status st = c->configure(); !st.ok()) return st;
 
+  // One attempt first, which says why it failed: a server that refuses the login or the TLS
+  // handshake refuses it every time, so that is final. Only servers that cannot be reached are
+  // waited for, by nats.c's own retries.
   s = natsConnection_Connect(&c->conn_, c->opts_);
+  if (s == NATS_OK) return c;
+  const std::string why = nats_error(s);
+  // A protocol error here is the server closing a connection it had accepted: a TLS handshake
+  // it refused (no client certificate), a login it did not get in time.
+  if (s == NATS_NOT_PERMITTED || s == NATS_SSL_ERROR || s == NATS_CONNECTION_AUTH_FAILED ||
+      s == NATS_PROTOCOL_ERROR) {
+    return Status::permanent("nats_refused", fmt::format("NATS refused the connection: {}", why));
+  }
+  c->closed_ = false;
+  s = natsOptions_SetRetryOnFailedConnect(c->opts_, true, on_connected, c.get());
+  if (s == NATS_OK) s = natsConnection_Connect(&c->conn_, c->opts_);
   if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
     return Status::unavailable(error_type::kNatsUnavailable, nats_error(s));
   }
   const auto deadline = std::chrono::steady_clock::now() + initial_wait;
   while (!c->connected()) {
     if (std::chrono::steady_clock::now() >= deadline) {
-      return Status::unavailable(error_type::kNatsUnavailable,
-                                 fmt::format("cannot reach {}", fmt::join(settings.servers, ",")));
+      return Status::unavailable(
+          error_type::kNatsUnavailable,
+          fmt::format("cannot reach {} ({})", fmt::join(settings.servers, ","), why));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -106,9 +172,28 @@ void NatsConnection::on_connected(natsConnection*, void* closure) {
   static_cast<NatsConnection*>(closure)->log_.info("nats connected");
 }
 
-void NatsConnection::on_error(natsConnection*, natsSubscription*, natsStatus err, void* closure) {
-  static_cast<NatsConnection*>(closure)->log_.warn("nats async error",
-                                                   {{"error", natsStatus_GetText(err)}});
+void NatsConnection::on_error(natsConnection* nc, natsSubscription*, natsStatus err,
+                              void* closure) {
+  // The server's own words: a permissions violation names the subject it refused.
+  const char* text = nullptr;
+  (void)natsConnection_GetLastError(nc, &text);
+  auto* self = static_cast<NatsConnection*>(closure);
+  if (err == NATS_NOT_PERMITTED) {
+    self->last_refusal_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count() |
+                                 1);  // never 0
+  }
+  self->log_.warn(err == NATS_NOT_PERMITTED
+                      ? "nats refused an operation: the worker's user lacks a permission"
+                      : "nats async error",
+                  {{"status", natsStatus_GetText(err)}, {"error", text != nullptr ? text : ""}});
+}
+
+bool NatsConnection::refused_within(std::chrono::milliseconds window) const {
+  const int64_t at = last_refusal_ns_.load();
+  if (at == 0) return false;
+  const auto since =
+      std::chrono::steady_clock::now().time_since_epoch() - std::chrono::steady_clock::duration(at);
+  return since < window;
 }
 
 Status NatsConnection::flush(std::chrono::milliseconds timeout) {

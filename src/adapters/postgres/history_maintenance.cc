@@ -44,7 +44,7 @@ std::string summarize(const std::vector<HistoryAction>& actions, const HistorySe
       created, moved, dropped, deleted, s.ahead_days, retention);
 }
 
-HistoryMaintenance::HistoryMaintenance(std::string database_url, HistorySettings settings)
+HistoryMaintenance::HistoryMaintenance(SecretSource database_url, HistorySettings settings)
     : db_(std::move(database_url), /*statement_timeout_ms=*/0), settings_(settings) {}
 
 Result<std::vector<HistoryAction>> HistoryMaintenance::run() {

@@ -37,7 +37,7 @@ std::string summarize(const std::vector<HistoryAction>& actions, const HistorySe
 
 class HistoryMaintenance {
  public:
-  HistoryMaintenance(std::string database_url, HistorySettings settings);
+  HistoryMaintenance(SecretSource database_url, HistorySettings settings);
   HistoryMaintenance(const HistoryMaintenance&) = delete;
   HistoryMaintenance& operator=(const HistoryMaintenance&) = delete;
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/error_types.h"
@@ -75,7 +76,20 @@ std::vector<const char*> param_values(const std::vector<std::optional<std::strin
 
 }  // namespace
 
-PgConnection::PgConnection(std::string url, int statement_timeout_ms)
+namespace {
+// What libpq and the server say when they refuse a login (see login_refused()).
+constexpr std::string_view kLoginRefusals[] = {"authentication failed",
+                                               "no password supplied",
+                                               "pg_hba.conf",
+                                               "does not exist",
+                                               "certificate verify failed",
+                                               "does not match host name",
+                                               "root certificate file",
+                                               "SSL off",
+                                               "server does not support SSL"};
+}  // namespace
+
+PgConnection::PgConnection(SecretSource url, int statement_timeout_ms)
     : url_(std::move(url)), statement_timeout_ms_(statement_timeout_ms) {}
 
 bool PgConnection::connected() const {
@@ -90,12 +104,18 @@ Status PgConnection::ensure() {
       "-c statement_timeout={} -c DateStyle=ISO,YMD -c TimeZone=UTC", statement_timeout_ms_);
   // Later entries override earlier ones, and the URL is expanded in place of dbname: the
   // defaults here give way to anything the operator's URL says.
+  auto url = url_.current();
+  if (!url.ok()) return Status::unavailable(error_type::kDbUnavailable, url.status().message());
   const char* keys[] = {"connect_timeout", "application_name", "options", "dbname", nullptr};
-  const char* values[] = {"5", "asset-worker", options.c_str(), url_.c_str(), nullptr};
+  const char* values[] = {"5", "asset-worker", options.c_str(), url->c_str(), nullptr};
   conn_.reset(PQconnectdbParams(keys, values, 1));
   if (!connected()) {
     std::string msg = conn_ ? PQerrorMessage(conn_.get()) : "out of memory";
     while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    login_refused_ =
+        (conn_ && PQconnectionNeedsPassword(conn_.get())) ||
+        std::any_of(std::begin(kLoginRefusals), std::end(kLoginRefusals),
+                    [&msg](std::string_view m) { return msg.find(m) != std::string::npos; });
     conn_.reset();
     return Status::unavailable(error_type::kDbUnavailable, msg);
   }
@@ -115,6 +135,7 @@ Status PgConnection::ensure() {
       return st;
     }
   }
+  login_refused_ = false;
   ++generation_;
   return Status();
 }

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/secret_source.h"
 #include "common/status.h"
 
 namespace atw {
@@ -33,11 +34,18 @@ Status pg_error_status(const PGresult* result, PGconn* conn, std::string_view ty
 
 class PgConnection {
  public:
-  // `url` is a libpq URI or key=value string. `statement_timeout_ms` bounds every statement.
-  explicit PgConnection(std::string url, int statement_timeout_ms = 30000);
+  // `url` is a libpq URI or key=value string, or a file that holds one (DATABASE_URL_FILE),
+  // read again at every connect so that a rotated password is taken at the next connection.
+  // `statement_timeout_ms` bounds every statement.
+  explicit PgConnection(SecretSource url, int statement_timeout_ms = 30000);
 
-  // Connects if needed. Unavailable when the server cannot be reached.
+  // Connects if needed. Unavailable when the server cannot be reached or refuses the login.
   Status ensure();
+  // Whether the last failed connect was the server (or libpq's TLS check) refusing this login:
+  // no or a wrong password, no pg_hba.conf entry, no such role or database, a server
+  // certificate that fails verification. At start that is a setting to fix, not an outage to
+  // wait out. Read off libpq's and the server's messages in English (lc_messages C or en).
+  bool login_refused() const { return login_refused_; }
   bool connected() const;
   // Counts successful (re)connections; a change tells listeners that notices may be lost.
   uint64_t generation() const { return generation_; }
@@ -74,11 +82,12 @@ class PgConnection {
   // Streams `data` to a COPY the server is waiting on, and ends it.
   Status feed_copy(std::string_view type, std::string_view data);
 
-  std::string url_;
+  SecretSource url_;
   int statement_timeout_ms_;
   std::unique_ptr<PGconn, PgConnDeleter> conn_;
   uint64_t generation_ = 0;
   std::string last_sqlstate_;
+  bool login_refused_ = false;
 };
 
 // `{"a","b\"c"}`: a text[] literal for a parameter.

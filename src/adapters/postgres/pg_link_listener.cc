@@ -26,7 +26,7 @@ bool post_link_notice(std::string_view payload, LinkChangeInbox& inbox) {
   return true;
 }
 
-PgLinkListener::PgLinkListener(std::string url, LinkChangeInbox& inbox, Logger& log)
+PgLinkListener::PgLinkListener(SecretSource url, LinkChangeInbox& inbox, Logger& log)
     : url_(std::move(url)), inbox_(inbox), log_(log), thread_([this] { run(); }) {}
 
 PgLinkListener::~PgLinkListener() {

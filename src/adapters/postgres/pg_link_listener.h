@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/secret_source.h"
 #include "pipeline/link_resolver.h"
 
 namespace atw {
@@ -22,7 +23,7 @@ bool post_link_notice(std::string_view payload, LinkChangeInbox& inbox);
 
 class PgLinkListener {
  public:
-  PgLinkListener(std::string url, LinkChangeInbox& inbox, Logger& log);
+  PgLinkListener(SecretSource url, LinkChangeInbox& inbox, Logger& log);
   ~PgLinkListener();  // stops and joins the thread
   PgLinkListener(const PgLinkListener&) = delete;
   PgLinkListener& operator=(const PgLinkListener&) = delete;
@@ -32,7 +33,7 @@ class PgLinkListener {
  private:
   void run();
 
-  std::string url_;
+  SecretSource url_;
   LinkChangeInbox& inbox_;
   Logger& log_;
   std::atomic<bool> stop_{false};

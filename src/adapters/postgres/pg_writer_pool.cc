@@ -2,7 +2,7 @@
 
 namespace atw {
 
-PgWriterPool::PgWriterPool(const std::string& database_url, size_t lanes,
+PgWriterPool::PgWriterPool(const SecretSource& database_url, size_t lanes,
                            const std::string& worker_id) {
   for (size_t i = 0; i < std::max<size_t>(lanes, 1); ++i) {
     lanes_.push_back(std::make_unique<Lane>(database_url, worker_id));

@@ -25,7 +25,7 @@ namespace atw {
 class PgWriterPool final : public TelemetrySink {
  public:
   // `worker_id` is recorded with each message written (processed_messages.processed_by).
-  PgWriterPool(const std::string& database_url, size_t lanes, const std::string& worker_id = {});
+  PgWriterPool(const SecretSource& database_url, size_t lanes, const std::string& worker_id = {});
   ~PgWriterPool() override;
   PgWriterPool(const PgWriterPool&) = delete;
   PgWriterPool& operator=(const PgWriterPool&) = delete;
@@ -44,7 +44,7 @@ class PgWriterPool final : public TelemetrySink {
     std::promise<Outcome> done;
   };
   struct Lane {
-    Lane(const std::string& url, const std::string& worker_id) : db(url), sink(db, worker_id) {}
+    Lane(const SecretSource& url, const std::string& worker_id) : db(url), sink(db, worker_id) {}
     PgConnection db;
     PgTelemetrySink sink;
     std::mutex mu;

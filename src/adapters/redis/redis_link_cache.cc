@@ -10,13 +10,23 @@ namespace atw {
 Result<RedisAddress> parse_redis_url(std::string_view url) {
   RedisAddress a;
   constexpr std::string_view kScheme = "redis://";
+  if (url.starts_with("rediss://")) {
+    return Status::permanent(
+        "invalid_config",
+        "REDIS_URL: rediss:// (TLS) is not supported: this build's hiredis (Debian 12's 0.14) has"
+        " no TLS. Reach Redis through a local TLS proxy (stunnel, a sidecar) at redis://127.0.0.1,"
+        " or run Redis on the worker's loopback; see docs/security.md");
+  }
   if (!url.starts_with(kScheme)) {
     return Status::permanent("invalid_config", "REDIS_URL must start with redis://");
   }
   url.remove_prefix(kScheme.size());
   if (auto at = url.rfind('@'); at != std::string_view::npos) {
     std::string_view auth = url.substr(0, at);
-    if (auto colon = auth.find(':'); colon != std::string_view::npos) auth.remove_prefix(colon + 1);
+    if (auto colon = auth.find(':'); colon != std::string_view::npos) {
+      a.user = std::string(auth.substr(0, colon));
+      auth.remove_prefix(colon + 1);
+    }
     a.password = std::string(auth);
     url.remove_prefix(at + 1);
   }
@@ -38,9 +48,9 @@ Result<RedisAddress> parse_redis_url(std::string_view url) {
   return a;
 }
 
-RedisLinkCache::RedisLinkCache(RedisAddress address, RedisCacheSettings settings,
+RedisLinkCache::RedisLinkCache(SecretSource url, RedisCacheSettings settings,
                                WorkerMetrics& metrics, Logger& log)
-    : address_(std::move(address)), settings_(settings), metrics_(metrics), log_(log) {}
+    : url_(std::move(url)), settings_(settings), metrics_(metrics), log_(log) {}
 
 namespace {
 timeval to_timeval(std::chrono::milliseconds ms) {
@@ -54,8 +64,19 @@ bool RedisLinkCache::ensure() {
   const auto now = std::chrono::steady_clock::now();
   if (now < next_attempt_) return false;
   next_attempt_ = now + settings_.retry_interval;
+  // Read at each connect: a password rotated in REDIS_URL_FILE is taken here.
+  auto url = url_.current();
+  auto parsed = url.ok() ? parse_redis_url(*url) : Result<RedisAddress>(url.status());
+  if (!parsed.ok()) {
+    log_.warn("redis not connected: its address cannot be read",
+              {{"error", parsed.status().message()}});
+    metrics_.set_up("redis", false);
+    metrics_.add_error(error_type::kCacheUnavailable);
+    return false;
+  }
+  const RedisAddress& address = *parsed;
   const timeval tv = to_timeval(settings_.timeout);
-  ctx_.reset(redisConnectWithTimeout(address_.host.c_str(), address_.port, tv));
+  ctx_.reset(redisConnectWithTimeout(address.host.c_str(), address.port, tv));
   if (!ctx_ || ctx_->err) {
     if (ctx_) log_.warn("redis connect failed", {{"error", ctx_->errstr}});
     ctx_.reset();
@@ -65,31 +86,58 @@ bool RedisLinkCache::ensure() {
   }
   redisSetTimeout(ctx_.get(), tv);
   redisEnableKeepAlive(ctx_.get());
-  if (!address_.password.empty()) {
-    Reply r(
-        static_cast<redisReply*>(redisCommand(ctx_.get(), "AUTH %s", address_.password.c_str())));
+  if (!address.password.empty()) {
+    Reply r(static_cast<redisReply*>(
+        address.user.empty()
+            ? redisCommand(ctx_.get(), "AUTH %b", address.password.data(), address.password.size())
+            : redisCommand(ctx_.get(), "AUTH %b %b", address.user.data(), address.user.size(),
+                           address.password.data(), address.password.size())));
     if (!r || r->type == REDIS_REPLY_ERROR) {
-      fail("redis auth failed");
+      if (r) refusal_.assign(r->str, r->len);
+      fail("redis auth failed", r.get());
       return false;
     }
   }
-  if (address_.db != 0) {
-    Reply r(static_cast<redisReply*>(redisCommand(ctx_.get(), "SELECT %d", address_.db)));
+  if (address.db != 0) {
+    Reply r(static_cast<redisReply*>(redisCommand(ctx_.get(), "SELECT %d", address.db)));
     if (!r || r->type == REDIS_REPLY_ERROR) {
-      fail("redis select failed");
+      if (r) refusal_.assign(r->str, r->len);
+      fail("redis select failed", r.get());
       return false;
     }
   }
-  log_.info("redis connected", {{"host", address_.host}, {"port", address_.port}});
+  log_.info("redis connected", {{"host", address.host}, {"port", address.port}});
   metrics_.set_up("redis", true);
   return true;
 }
 
-void RedisLinkCache::fail(const char* what) {
-  log_.warn(what, {{"error", ctx_ && ctx_->errstr[0] ? ctx_->errstr : "unexpected reply"}});
+void RedisLinkCache::fail(const char* what, const redisReply* reply) {
+  // The server's own words where it gave some (a NOPERM names the command or key the ACL
+  // refused), else the connection's error.
+  const std::string why = reply != nullptr && reply->type == REDIS_REPLY_ERROR
+                              ? std::string(reply->str, reply->len)
+                          : ctx_ && ctx_->errstr[0] ? std::string(ctx_->errstr)
+                                                    : std::string("unexpected reply");
+  log_.warn(what, {{"error", why}});
   ctx_.reset();  // a context with an error cannot be reused; reconnect later
   metrics_.set_up("redis", false);
   metrics_.add_error(error_type::kCacheUnavailable);
+}
+
+Status RedisLinkCache::check_login() {
+  refusal_.clear();
+  next_attempt_ = {};
+  if (!ensure()) {
+    if (refusal_.empty()) return Status();  // not reachable: a miss for now, never a stop
+    return Status::permanent("cache_refused", refusal_);
+  }
+  Reply r(static_cast<redisReply*>(redisCommand(ctx_.get(), "PING")));
+  if (r && r->type == REDIS_REPLY_ERROR) {
+    std::string why(r->str, r->len);
+    fail("redis refused the worker", r.get());
+    return Status::permanent("cache_refused", why);
+  }
+  return Status();
 }
 
 std::vector<std::optional<LinkSet>> RedisLinkCache::get_many(std::span<const DeviceKey> keys) {
@@ -108,7 +156,7 @@ std::vector<std::optional<LinkSet>> RedisLinkCache::get_many(std::span<const Dev
   Reply r(static_cast<redisReply*>(
       redisCommandArgv(ctx_.get(), static_cast<int>(argv.size()), argv.data(), argl.data())));
   if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != keys.size()) {
-    fail("redis MGET failed");
+    fail("redis MGET failed", r.get());
     return out;
   }
   for (size_t i = 0; i < keys.size(); ++i) {
@@ -140,12 +188,16 @@ void RedisLinkCache::put_many(std::span<const DeviceKey> keys, std::span<const L
     }
   }
   for (size_t i = 0; i < keys.size(); ++i) {
-    void* reply = nullptr;
-    if (redisGetReply(ctx_.get(), &reply) != REDIS_OK) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_.get(), &raw) != REDIS_OK) {
       fail("redis SET failed");
       return;
     }
-    freeReplyObject(reply);
+    Reply reply(static_cast<redisReply*>(raw));
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+      fail("redis SET failed", reply.get());  // the rest of the replies go with the connection
+      return;
+    }
   }
 }
 
@@ -162,7 +214,7 @@ void RedisLinkCache::invalidate(std::span<const DeviceKey> keys) {
   }
   Reply r(static_cast<redisReply*>(
       redisCommandArgv(ctx_.get(), static_cast<int>(argv.size()), argv.data(), argl.data())));
-  if (!r || r->type == REDIS_REPLY_ERROR) fail("redis DEL failed");
+  if (!r || r->type == REDIS_REPLY_ERROR) fail("redis DEL failed", r.get());
 }
 
 void RedisLinkCache::invalidate_all() {
@@ -173,7 +225,7 @@ void RedisLinkCache::invalidate_all() {
                                                   cursor.c_str(), kLinkCacheKeyPrefix.data(),
                                                   kLinkCacheKeyPrefix.size())));
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-      fail("redis SCAN failed");
+      fail("redis SCAN failed", r.get());
       return;
     }
     cursor.assign(r->element[0]->str, r->element[0]->len);
@@ -188,7 +240,7 @@ void RedisLinkCache::invalidate_all() {
     Reply done(static_cast<redisReply*>(
         redisCommandArgv(ctx_.get(), static_cast<int>(argv.size()), argv.data(), argl.data())));
     if (!done || done->type == REDIS_REPLY_ERROR) {
-      fail("redis UNLINK failed");
+      fail("redis UNLINK failed", done.get());
       return;
     }
   } while (cursor != "0");

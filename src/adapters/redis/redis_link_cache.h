@@ -12,6 +12,7 @@
 #include <string>
 
 #include "common/log.h"
+#include "common/secret_source.h"
 #include "pipeline/ports.h"
 #include "pipeline/worker_metrics.h"
 
@@ -20,11 +21,14 @@ namespace atw {
 struct RedisAddress {
   std::string host = "127.0.0.1";
   int port = 6379;
+  std::string user;  // an ACL user (AUTH user password); empty: the default user
   std::string password;
   int db = 0;
 };
 
-// redis://[[user]:password@]host[:port][/db]
+// redis://[[user]:password@]host[:port][/db]. `rediss://` (TLS) is refused: Debian 12's hiredis
+// (0.14) has no TLS, and the worker builds none by hand; the error says what to do instead
+// (docs/security.md, "Redis").
 Result<RedisAddress> parse_redis_url(std::string_view url);
 
 struct RedisCacheSettings {
@@ -36,7 +40,9 @@ struct RedisCacheSettings {
 
 class RedisLinkCache final : public LinkCache {
  public:
-  RedisLinkCache(RedisAddress address, RedisCacheSettings settings, WorkerMetrics& metrics,
+  // `url` (REDIS_URL, or REDIS_URL_FILE read again at each connect) must parse
+  // (parse_redis_url), which the configuration step has checked.
+  RedisLinkCache(SecretSource url, RedisCacheSettings settings, WorkerMetrics& metrics,
                  Logger& log);
 
   std::vector<std::optional<LinkSet>> get_many(std::span<const DeviceKey> keys) override;
@@ -46,6 +52,10 @@ class RedisLinkCache final : public LinkCache {
   void invalidate_all() override;
 
   bool connected() const { return ctx_ != nullptr; }
+  // Connects now and asks the server a PING: Permanent ("cache_refused", with the server's
+  // words) when the server refuses this login (WRONGPASS, NOAUTH, NOPERM); ok when it answers,
+  // and when it cannot be reached (Redis down slows the worker, never stops it).
+  Status check_login();
 
  private:
   struct ContextDeleter {
@@ -57,14 +67,16 @@ class RedisLinkCache final : public LinkCache {
   using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 
   bool ensure();
-  void fail(const char* what);
+  // Drops the connection after `what` failed (`reply`, when there was one, says why).
+  void fail(const char* what, const redisReply* reply = nullptr);
 
-  RedisAddress address_;
+  SecretSource url_;
   RedisCacheSettings settings_;
   WorkerMetrics& metrics_;
   Logger& log_;
   std::unique_ptr<redisContext, ContextDeleter> ctx_;
   std::chrono::steady_clock::time_point next_attempt_{};
+  std::string refusal_;  // the server's answer to a refused AUTH or SELECT, from ensure()
 };
 
 }  // namespace atw
