@@ -458,6 +458,52 @@ TEST(Security, EachNatsPermissionTakenAwayIsNamed) {
       std::to_string(good));
 }
 
+// An NKey login: the worker holds only the seed file, derives the public key the server knows,
+// and signs the server's challenge; a seed the server does not know is refused at once.
+TEST(Security, AnNKeyLoginFromASeedFile) {
+  const NKeyPair worker_key = make_nkey(NKeyRole::kUser);
+  const NKeyPair stranger = make_nkey(NKeyRole::kUser);
+  // The worker's block of the shipped permissions alone (nats-server refuses unused variables).
+  std::string permissions =
+      read_file(std::string(ATW_SOURCE_DIR) + "/deploy/nats/asset-worker-permissions.conf");
+  permissions.resize(permissions.find("\nDLQ_READER = {"));
+  PrivateServerOptions o;
+  o.nats_config = permissions + fmt::format(
+                                    "\nauthorization {{\n  users: [\n"
+                                    "    {{ nkey: {}, permissions: $ASSET_WORKER }}\n"
+                                    "    {{ user: admin, password: \"{}\" }}\n  ]\n}}\n",
+                                    worker_key.public_key, kAdminNatsPassword);
+  o.nats_client.user = "admin";
+  o.nats_client.password = SecretSource(kAdminNatsPassword);
+  PrivateServers servers(std::move(o));
+  ASSERT_TRUE(servers.ok()) << servers.error();
+  Scenario s(servers.urls(), /*default_names=*/true);
+  const auto p = s.load_example_plant();
+  char tmpl[] = "/tmp/atw-nkey-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  write_file(dir + "/worker.nk", worker_key.seed + "\n");
+  write_file(dir + "/stranger.nk", stranger.seed + "\n");
+
+  auto env = s.worker_env(/*with_redis=*/false);
+  env["NATS_NKEY_SEED_FILE"] = dir + "/stranger.nk";
+  auto [code, out] = run_to_end(env, {"run"}, seconds(30));
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("NATS refused the connection"), std::string::npos) << out;
+  EXPECT_EQ(out.find(stranger.seed), std::string::npos) << "the seed was printed";
+
+  env["NATS_NKEY_SEED_FILE"] = dir + "/worker.nk";
+  WorkerProcess worker(env);
+  ASSERT_TRUE(worker.wait_ready(seconds(30))) << read_file(worker.log_path());
+  s.publish_one(Scenario::message(p, s.name("m1")));
+  ASSERT_TRUE(s.wait_all_acked(seconds(30))) << read_file(worker.log_path());
+  EXPECT_EQ(s.history({p.pump_a, p.pump_b}), Scenario::document_example_history(p));
+  EXPECT_EQ(s.events().size(), 2u);
+  EXPECT_EQ(worker.stop(SIGTERM), 0);
+  EXPECT_EQ(read_file(worker.log_path()).find(worker_key.seed), std::string::npos);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
 // Rotations while messages flow (docs/security.md): the NATS credentials file replaced in
 // place and its old user revoked (operator mode: JWTs), then the PostgreSQL password changed and
 // the worker's sessions ended; nothing lost, nothing doubled.
