@@ -20,7 +20,10 @@
 # 24222-24224, routes +2000, monitoring +4000), CLUSTER_KILL_AT (30: percent processed when a
 # worker is killed), CLUSTER_RESTART_AT (55: percent when a node restarts), CLUSTER_FAULTS (1;
 # 0: neither, for the rate of an undisturbed run), CLUSTER_TIMEOUT_S (600),
-# CLUSTER_LOG_LEVEL (warn).
+# CLUSTER_LOG_LEVEL (warn), CLUSTER_SECURE (0; 1: the nodes take TLS only, clients' certificates
+# verified, routes over TLS too, and password users in an account: the workers log in as the
+# shipped deploy/nats ASSET_WORKER user, the scripts' tools as an administrator; certificates
+# and passwords are made for the run with openssl, in $CLUSTER_STATE/pki).
 set -euo pipefail
 source "$(dirname "$0")/servers.sh"
 
@@ -38,6 +41,7 @@ KILL_AT="${CLUSTER_KILL_AT:-30}"
 RESTART_AT="${CLUSTER_RESTART_AT:-55}"
 TIMEOUT_S="${CLUSTER_TIMEOUT_S:-600}"
 FAULTS="${CLUSTER_FAULTS:-1}"
+SECURE="${CLUSTER_SECURE:-0}"
 if [ "$FAULTS" = 0 ]; then KILL_AT=1000 RESTART_AT=1000; fi
 BUILD="${ATW_BUILD_DIR:-$ATW_ROOT/build}"
 CLUSTER_STATE="${CLUSTER_STATE:-$ATW_STATE/cluster-$PORT}"
@@ -50,7 +54,7 @@ if [ "$mode" = test ]; then
   admin_url="$ATW_TEST_DATABASE_URL"
   redis_base="${ATW_TEST_REDIS_URL%/*}"
 else
-  atw_install python3 procps
+  atw_install python3 procps openssl
   atw_build Release "$BUILD"
   pg_was_up=0 redis_was_up=0
   nc_ok 127.0.0.1 "$ATW_PG_PORT" && pg_was_up=1
@@ -62,7 +66,9 @@ else
 fi
 db_name="asset_cluster_$PORT"
 CLUSTER_DB="${admin_url%/*}/$db_name"
-NATS_URLS="nats://127.0.0.1:$PORT,nats://127.0.0.1:$((PORT + 1)),nats://127.0.0.1:$((PORT + 2))"
+scheme=nats
+[ "$SECURE" = 1 ] && scheme=tls
+NATS_URLS="$scheme://127.0.0.1:$PORT,$scheme://127.0.0.1:$((PORT + 1)),$scheme://127.0.0.1:$((PORT + 2))"
 export NATS_URL="$NATS_URLS"
 PSQL=(psql "$CLUSTER_DB" -v ON_ERROR_STOP=1 -qtA)
 
@@ -121,19 +127,64 @@ rm -rf "$CLUSTER_STATE"
 mkdir -p "$CLUSTER_STATE"
 trap cleanup EXIT
 
+# ---- security (CLUSTER_SECURE=1) ----------------------------------------------------------
+# A CA of the run's own, one certificate for the nodes (clients and routes), one for clients; a
+# password for the workers' user and one for the administrator the scripts' tools log in as.
+node_security="" worker_login=()
+if [ "$SECURE" = 1 ]; then
+  pki="$CLUSTER_STATE/pki"
+  mkdir -p "$pki"
+  (
+    cd "$pki"
+    ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    openssl req -x509 "${ec[@]}" -keyout ca.key -out ca.crt -days 2 -subj /CN=atw-cluster-ca
+    openssl req "${ec[@]}" -keyout node.key -out node.csr -subj /CN=localhost
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >node.ext
+    openssl x509 -req -in node.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile node.ext -out node.crt
+    openssl req "${ec[@]}" -keyout client.key -out client.csr -subj /CN=asset-worker
+    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+      -out client.crt
+    openssl rand -hex 24 | tr -d '\n' >worker.password
+    openssl rand -hex 24 | tr -d '\n' >admin.password
+    chmod 600 ./*.key ./*.password
+  ) >"$CLUSTER_STATE/pki.log" 2>&1 || { cat "$CLUSTER_STATE/pki.log" >&2; exit 1; }
+  tls_files="cert_file: \"$pki/node.crt\", key_file: \"$pki/node.key\", ca_file: \"$pki/ca.crt\""
+  # The shipped permissions without the DLQ readers' blocks (nats-server refuses a variable
+  # nothing uses); the configuration holds the passwords, so only its owner reads it.
+  node_security="$(sed '/^DLQ_READER = {/,$d' "$ATW_ROOT/deploy/nats/asset-worker-permissions.conf")
+tls { $tls_files, verify: true }
+accounts {
+  TELEMETRY {
+    jetstream: enabled
+    users: [
+      { user: asset-worker, password: \"$(cat "$pki/worker.password")\", permissions: \$ASSET_WORKER }
+      { user: admin, password: \"$(cat "$pki/admin.password")\" }
+    ]
+  }
+}"
+  export NATS_CA_FILE="$pki/ca.crt" NATS_CERT_FILE="$pki/client.crt" NATS_KEY_FILE="$pki/client.key"
+  export NATS_USER=admin NATS_PASSWORD_FILE="$pki/admin.password"
+  worker_login=(NATS_USER=asset-worker NATS_PASSWORD_FILE="$pki/worker.password")
+fi
+
 routes=""
 for n in "${NODES[@]}"; do
   routes+="nats-route://127.0.0.1:$((PORT + 2000 + n - 1)),"
 done
 routes="${routes%,}"
+route_tls=""
+[ "$SECURE" = 1 ] && route_tls=", tls { $tls_files, verify: true }"
 for n in "${NODES[@]}"; do
   cat >"$CLUSTER_STATE/nats-$n.conf" <<EOF
 server_name: n$n
 listen: 127.0.0.1:$((PORT + n - 1))
 http: 127.0.0.1:$((PORT + 4000 + n - 1))
 jetstream { store_dir: "$CLUSTER_STATE/data-$n", max_memory_store: 256MB, max_file_store: 8GB }
-cluster { name: atw, listen: 127.0.0.1:$((PORT + 2000 + n - 1)), routes: [$routes] }
+cluster { name: atw, listen: 127.0.0.1:$((PORT + 2000 + n - 1)), routes: [$routes]$route_tls }
+$node_security
 EOF
+  chmod 600 "$CLUSTER_STATE/nats-$n.conf"
   supervise "nats-$n" nats-server -c "$CLUSTER_STATE/nats-$n.conf"
 done
 atw_log "three nats-server nodes on 127.0.0.1:$PORT-$((PORT + 2)), waiting for a JetStream meta leader"
@@ -178,7 +229,7 @@ atw_log "three worker replicas"
 for r in "${REPLICAS[@]}"; do
   # WORKER_ID replica-R.I, I counting the starts of replica R: processed_messages.processed_by
   # then tells exactly what each process wrote, even one that was killed.
-  supervise "worker-$r" env DATABASE_URL="$CLUSTER_DB" REDIS_URL="$redis_base/3" \
+  supervise "worker-$r" env DATABASE_URL="$CLUSTER_DB" REDIS_URL="$redis_base/3" "${worker_login[@]}" \
     NATS_URL="$NATS_URLS" STREAM_REPLICAS=3 HTTP_ADDR="127.0.0.1:$((PORT + 6000 + r))" \
     LOG_LEVEL="${CLUSTER_LOG_LEVEL:-warn}" ACK_WAIT_S=10 bash -c \
     "WORKER_ID=replica-$r.\$ATW_START exec '$BUILD/asset-worker' run"

@@ -20,6 +20,7 @@
 #include "adapters/nats/stream_reader.h"
 #include "adapters/postgres/pg_connection.h"
 #include "adapters/postgres/pg_telemetry_sink.h"
+#include "app/config.h"
 #include "domain/timestamp.h"
 
 using namespace atw;
@@ -56,9 +57,14 @@ std::string make_message(const std::string& run, uint64_t n, int64_t ts_micros) 
 }
 
 std::unique_ptr<NatsConnection> connect_or_die(const std::string& url, Logger& log) {
-  NatsSettings s;
+  // The worker's login and TLS settings, from its environment (docs/configuration.md).
+  auto settings = nats_from_environment("atw-bench");
+  if (!settings.ok()) {
+    fmt::print(stderr, "atw-bench: {}\n", settings.status().message());
+    std::exit(2);
+  }
+  NatsSettings s = std::move(settings).value();
   s.servers = split_servers(url);
-  s.name = "atw-bench";
   auto c = NatsConnection::connect(s, log, seconds(10));
   if (!c.ok()) {
     fmt::print(stderr, "atw-bench: {}\n", c.status().message());

@@ -13,37 +13,21 @@
 #include "adapters/nats/jetstream_publisher.h"
 #include "adapters/nats/nats_connection.h"
 #include "adapters/nats/stream_reader.h"
+#include "app/config.h"
 
 using namespace atw;
 
 namespace {
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr ? v : "";
-}
-
-// The worker's NATS login and TLS settings, from the same environment variables
-// (docs/configuration.md), so that the scripts reach a secured NATS as the worker does.
-NatsSecurity security_from_environment() {
-  NatsSecurity s;
-  s.user = env("NATS_USER");
-  s.password = SecretSource(env("NATS_PASSWORD"), env("NATS_PASSWORD_FILE"));
-  s.token = SecretSource(env("NATS_TOKEN"), env("NATS_TOKEN_FILE"));
-  s.nkey_seed_file = env("NATS_NKEY_SEED_FILE");
-  s.creds_file = env("NATS_CREDS_FILE");
-  s.ca_file = env("NATS_CA_FILE");
-  s.cert_file = env("NATS_CERT_FILE");
-  s.key_file = env("NATS_KEY_FILE");
-  s.tls_server_name = env("NATS_TLS_SERVER_NAME");
-  return s;
-}
-
 std::unique_ptr<NatsConnection> connect_or_die(const std::string& url, Logger& log) {
-  NatsSettings s;
+  // The worker's login and TLS settings, from its environment (docs/configuration.md).
+  auto settings = nats_from_environment("atw-devtool");
+  if (!settings.ok()) {
+    fmt::print(stderr, "atw-devtool: {}\n", settings.status().message());
+    std::exit(2);
+  }
+  NatsSettings s = std::move(settings).value();
   s.servers = split_servers(url);
-  s.name = "atw-devtool";
-  s.security = security_from_environment();
   auto c = NatsConnection::connect(s, log, std::chrono::seconds(10));
   if (!c.ok()) {
     fmt::print(stderr, "atw-devtool: {}\n", c.status().message());

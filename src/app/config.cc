@@ -122,16 +122,14 @@ bool url_has_login(std::string_view url) {
          std::string_view::npos;
 }
 
-// The secret files, the NATS logins and TLS files, and REDIS_URL's form.
-Status finalize_secrets(Config& c) {
+// NATS_URL_FILE, the NATS logins and TLS files.
+Status finalize_nats(Config& c) {
   if (!c.nats_url_file.empty()) {
     auto url = read_secret_file("NATS_URL_FILE", c.nats_url_file);
     if (!url.ok()) return url.status();
     c.nats_url = *url;
   }
-  for (const auto& [setting, file] : {std::pair{"DATABASE_URL_FILE", &c.database_url_file},
-                                      std::pair{"REDIS_URL_FILE", &c.redis_url_file},
-                                      std::pair{"NATS_PASSWORD_FILE", &c.nats_password_file},
+  for (const auto& [setting, file] : {std::pair{"NATS_PASSWORD_FILE", &c.nats_password_file},
                                       std::pair{"NATS_TOKEN_FILE", &c.nats_token_file},
                                       std::pair{"NATS_NKEY_SEED_FILE", &c.nats_nkey_seed_file},
                                       std::pair{"NATS_CREDS_FILE", &c.nats_creds_file}}) {
@@ -139,12 +137,6 @@ Status finalize_secrets(Config& c) {
     if (auto readable = read_secret_file(setting, *file); !readable.ok()) {
       return readable.status();
     }
-  }
-  if (!c.redis_url_file.empty()) {
-    c.redis_url = *read_secret_file("REDIS_URL_FILE", c.redis_url_file);
-  }
-  if (!c.redis_url.empty()) {
-    if (auto redis = parse_redis_url(c.redis_url); !redis.ok()) return redis.status();
   }
   const bool password = !c.nats_password.empty() || !c.nats_password_file.empty();
   if (password && c.nats_user.empty()) return bad_setting("NATS_PASSWORD needs NATS_USER");
@@ -160,6 +152,25 @@ Status finalize_secrets(Config& c) {
   }
   if (c.nats_cert_file.empty() != c.nats_key_file.empty()) {
     return bad_setting("NATS_CERT_FILE and NATS_KEY_FILE go together");
+  }
+  return Status();
+}
+
+// The secret files, the NATS settings, and REDIS_URL's form.
+Status finalize_secrets(Config& c) {
+  if (auto st = finalize_nats(c); !st.ok()) return st;
+  for (const auto& [setting, file] : {std::pair{"DATABASE_URL_FILE", &c.database_url_file},
+                                      std::pair{"REDIS_URL_FILE", &c.redis_url_file}}) {
+    if (file->empty()) continue;
+    if (auto readable = read_secret_file(setting, *file); !readable.ok()) {
+      return readable.status();
+    }
+  }
+  if (!c.redis_url_file.empty()) {
+    c.redis_url = *read_secret_file("REDIS_URL_FILE", c.redis_url_file);
+  }
+  if (!c.redis_url.empty()) {
+    if (auto redis = parse_redis_url(c.redis_url); !redis.ok()) return redis.status();
   }
   return Status();
 }
@@ -184,6 +195,20 @@ NatsSettings Config::nats(std::string name) const {
   s.security.key_file = nats_key_file;
   s.security.tls_server_name = nats_tls_server_name;
   return s;
+}
+
+Result<NatsSettings> nats_from_environment(std::string name) {
+  Config c;
+  CLI::App app;
+  register_options(app, c);
+  app.allow_extras();
+  try {
+    app.parse(std::vector<std::string>{});
+  } catch (const CLI::ParseError& e) {
+    return Status::permanent("invalid_config", e.what());
+  }
+  if (auto st = finalize_nats(c); !st.ok()) return st;
+  return c.nats(std::move(name));
 }
 
 Status finalize(Config& c) {

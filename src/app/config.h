@@ -90,4 +90,9 @@ void register_options(CLI::App& app, Config& config);
 // that the others can be read; an error names the setting, never a secret.
 Status finalize(Config& config);
 
+// The NATS settings the environment gives the worker (NATS_URL, its login and TLS), checked as
+// finalize() checks them: for the project's own tools, so that they reach a secured NATS as the
+// worker does. `name` tells the server who connects.
+Result<NatsSettings> nats_from_environment(std::string name);
+
 }  // namespace atw

@@ -39,6 +39,7 @@ constexpr const char* kAdminNatsPassword = "nats-pw-Admin-90b3";
 constexpr const char* kOwnerPgPassword = "pg-pw-Owner-1f0d";
 constexpr const char* kWorkerPgPassword = "pg-pw-Worker-5e6a";
 constexpr const char* kRedisPassword = "redis-pw-Worker-c3d4";
+constexpr const char* kRedisAdminPassword = "redis-pw-Admin-e5f6";
 
 void write_file(const std::string& path, const std::string& text, int mode = 0600) {
   std::ofstream(path) << text;
@@ -110,6 +111,7 @@ class SecuredDeployment {
     make_pki(dir_);
     std::string acl = read_file(std::string(ATW_SOURCE_DIR) + "/deploy/redis/users.acl");
     acl.replace(acl.find("CHANGE-ME"), 9, kRedisPassword);
+    acl += fmt::format("user asset-worker-admin on >{} ~* &* +@all\n", kRedisAdminPassword);
     write_file(dir_ + "/users.acl", acl);
 
     PrivateServerOptions o;
@@ -472,6 +474,230 @@ TEST(Security, EachNatsPermissionTakenAwayIsNamed) {
   EXPECT_EQ(
       s.sql().scalar("SELECT count(*) FROM processed_messages WHERE organization_id = $1", {p.org}),
       std::to_string(good));
+}
+
+// A plant of its own (tenant, device, assets and asset type all new), so that the worker must
+// read its links, assets and type from PostgreSQL and its links through Redis.
+Scenario::Plant fresh_plant(Scenario& s, int n) {
+  const std::string org = s.name(fmt::format("org{}", n));
+  Scenario::Plant p{org, s.name(fmt::format("dev{}", n)), org + "-pump-a", org + "-pump-b",
+                    s.name(fmt::format("type{}", n))};
+  s.load_plant(p);
+  return p;
+}
+
+// Each privilege of the shipped asset_worker role taken away in turn, with the worker made to
+// need it: its log names what PostgreSQL refused, and a privilege of the pipeline is an outage
+// (not ready, nothing dead-lettered) that ends by itself once the privilege is back; every
+// message is then written once. The history maintenance's is not the pipeline's: it fails,
+// says so, and messages flow meanwhile.
+TEST(Security, EachPostgresPrivilegeTakenAwayIsNamed) {
+  SecuredDeployment d;
+  ASSERT_TRUE(d.servers().ok()) << d.servers().error();
+  prepare_database(d);
+  Sql admin(d.servers().urls().database);
+  Scenario s(d.servers().urls(), /*default_names=*/true);
+  auto env = d.worker_env(s);
+  env["MAINTAIN_INTERVAL_S"] = "1";
+  WorkerProcess worker(env);
+  ASSERT_TRUE(worker.wait_ready(seconds(30))) << read_file(worker.log_path());
+  struct Case {
+    std::string privilege;  // as GRANT and REVOKE name it
+    std::string refused;    // what the log says
+    bool pipeline;          // an outage of the pipeline (else of the maintenance alone)
+    bool again = false;     // needed for a message written before (a redelivery) alone
+  };
+  const std::string score_columns =
+      "UPDATE (health_score, health_score_updated_at, health_score_computed_by, updated_at)"
+      " ON assets";
+  const std::vector<Case> cases = {
+      {"SELECT ON entity_edges", "permission denied for table entity_edges", true},
+      {"SELECT ON asset_types", "permission denied for table asset_types", true},
+      {"SELECT ON assets", "permission denied for table assets", true},
+      {score_columns, "permission denied for table assets", true},
+      {"INSERT ON telemetry_history", "permission denied for table telemetry_history", true},
+      {"INSERT ON processed_messages", "permission denied for table processed_messages", true},
+      {"SELECT ON processed_messages", "permission denied for table processed_messages", true,
+       true},
+      {"EXECUTE ON FUNCTION telemetry_history_maintain(integer, integer, date)",
+       "permission denied for function telemetry_history_maintain", false},
+  };
+  int n = 0;
+  std::vector<Scenario::Plant> plants;
+  size_t log_seen = 0;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.privilege);
+    admin.exec(fmt::format("REVOKE {} FROM asset_worker", c.privilege));
+    if (c.again) {
+      s.publish_one(Scenario::message(plants.front(), s.name("m0")));
+    } else {
+      plants.push_back(fresh_plant(s, n));
+      s.publish_one(Scenario::message(plants.back(), s.name(fmt::format("m{}", n))));
+      ++n;
+    }
+    const bool named = eventually(
+        [&] { return read_file(worker.log_path()).find(c.refused, log_seen) != std::string::npos; },
+        seconds(20));
+    EXPECT_TRUE(named) << read_file(worker.log_path()).substr(log_seen);
+    if (c.pipeline) {
+      EXPECT_EQ(worker.http_status("/readyz"), 503);
+      std::this_thread::sleep_for(seconds(2));  // a retry or two, and still nothing dead
+      EXPECT_EQ(s.consumer_info().value("num_ack_pending", -1), 1) << "not waiting";
+    } else {
+      EXPECT_TRUE(s.wait_all_acked(seconds(20))) << "the maintenance held up the pipeline";
+      EXPECT_GE(metric(worker.get("/metrics"),
+                       "asset_worker_history_maintenance_runs_total{result=\"failed\"}"),
+                1);
+    }
+    EXPECT_TRUE(s.dead_letters().empty()) << "dead-lettered for want of a privilege";
+    log_seen = read_file(worker.log_path()).size();
+
+    admin.exec(fmt::format("GRANT {} TO asset_worker", c.privilege));
+    EXPECT_TRUE(s.wait_all_acked(seconds(30))) << read_file(worker.log_path()).substr(log_seen);
+    EXPECT_TRUE(eventually([&] { return worker.http_status("/readyz") == 200; }, seconds(20)));
+  }
+  EXPECT_EQ(worker.stop(SIGTERM), 0);
+  // Every message once: its rows, one processed record each, no dead letter.
+  for (const auto& p : plants) {
+    EXPECT_EQ(s.history({p.pump_a, p.pump_b}), Scenario::document_example_history(p)) << p.org;
+  }
+  EXPECT_EQ(admin.scalar("SELECT count(*) FROM processed_messages"), std::to_string(n));
+  EXPECT_TRUE(s.dead_letters().empty());
+}
+
+// Each command of the shipped Redis ACL user taken away in turn, with the worker or
+// `links invalidate` made to need it: what Redis refused is named. The cache is not the
+// pipeline's to wait for: the worker reads PostgreSQL meanwhile and no message waits;
+// `links invalidate` fails (exit 1), since the purge it was asked for did not happen; a login
+// that cannot PING or SELECT is refused at start.
+TEST(Security, EachRedisCommandTakenAwayIsNamed) {
+  SecuredDeployment d;
+  ASSERT_TRUE(d.servers().ok()) << d.servers().error();
+  prepare_database(d);
+  Scenario s(d.servers().urls(), /*default_names=*/true);
+  // The ACL as shipped, changed the way an administrator would: ACL SETUSER.
+  auto acl = [&](const std::string& rule) {
+    const std::string cmd = fmt::format(
+        "redis-cli --no-auth-warning -h 127.0.0.1 -p {} --user asset-worker-admin --pass '{}'"
+        " ACL SETUSER asset-worker {} >/dev/null",
+        d.servers().redis_port(), kRedisAdminPassword, rule);
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  };
+  // How many link keys Redis holds, as its administrator counts them.
+  auto link_keys = [&] {
+    const std::string cmd = fmt::format(
+        "redis-cli --no-auth-warning -h 127.0.0.1 -p {} --user asset-worker-admin --pass '{}'"
+        " --scan --pattern 'device_asset_links:*' | wc -l",
+        d.servers().redis_port(), kRedisAdminPassword);
+    std::unique_ptr<FILE, int (*)(FILE*)> out(popen(cmd.c_str(), "r"), pclose);
+    int count = -1;
+    if (out == nullptr || std::fscanf(out.get(), "%d", &count) != 1) ADD_FAILURE() << cmd;
+    return count;
+  };
+  auto env = d.worker_env(s);
+  WorkerProcess worker(env);
+  ASSERT_TRUE(worker.wait_ready(seconds(30))) << read_file(worker.log_path());
+  int n = 0;
+  std::vector<Scenario::Plant> plants;
+  auto refused = [](const std::string& command) {
+    return fmt::format("NOPERM this user has no permissions to run the '{}' command", command);
+  };
+  // The worker's own commands: a new device is looked up (MGET) and its links stored (SET).
+  size_t log_seen = 0;
+  for (const std::string command : {"mget", "set"}) {
+    SCOPED_TRACE(command);
+    acl("-" + command);
+    plants.push_back(fresh_plant(s, n));
+    s.publish_one(Scenario::message(plants.back(), s.name(fmt::format("m{}", n))));
+    ++n;
+    EXPECT_TRUE(s.wait_all_acked(seconds(20))) << "a message waited for the cache";
+    const bool named = eventually(
+        [&] {
+          return read_file(worker.log_path()).find(refused(command), log_seen) != std::string::npos;
+        },
+        seconds(10));
+    EXPECT_TRUE(named) << read_file(worker.log_path()).substr(log_seen);
+    EXPECT_EQ(metric(worker.get("/metrics"), "asset_worker_up{server=\"redis\"}"), 0);
+    log_seen = read_file(worker.log_path()).size();
+    acl("+" + command);
+    std::this_thread::sleep_for(milliseconds(2500));  // the cache's reconnect interval
+  }
+  // Stored once the command is back: the next new device's links are in Redis (published once
+  // the worker has taken the new links' notice, which purges what it cached of the device).
+  auto notices = [&] {
+    const std::string log = read_file(worker.log_path());
+    size_t count = 0;
+    for (size_t at = log.find("link caches purged"); at != std::string::npos;
+         at = log.find("link caches purged", at + 1)) {
+      ++count;
+    }
+    return count;
+  };
+  const size_t notices_before = notices();
+  plants.push_back(fresh_plant(s, n));
+  EXPECT_TRUE(eventually([&] { return notices() > notices_before; }, seconds(10)));
+  std::this_thread::sleep_for(milliseconds(500));  // a second notice of the same plant
+  s.publish_one(Scenario::message(plants.back(), s.name(fmt::format("m{}", n))));
+  ++n;
+  ASSERT_TRUE(s.wait_all_acked(seconds(20)));
+  EXPECT_TRUE(eventually(
+      [&] { return metric(worker.get("/metrics"), "asset_worker_up{server=\"redis\"}") == 1; },
+      seconds(10)));
+  EXPECT_TRUE(eventually([&] { return link_keys() >= 1; }, seconds(10)))
+      << read_file(worker.log_path()).substr(log_seen);
+  EXPECT_EQ(worker.stop(SIGTERM), 0);
+
+  // links invalidate: one device's (DEL), every device's (SCAN, then UNLINK of what it found).
+  const auto& p = plants.back();
+  struct Case {
+    std::string command;
+    std::vector<std::string> args;
+  };
+  const std::vector<Case> purges = {
+      {"del", {"links", "invalidate", "--org", p.org, "--device", p.device}},
+      {"scan", {"links", "invalidate", "--all"}},
+      {"unlink", {"links", "invalidate", "--all"}},
+  };
+  auto tools = env;
+  for (const Case& c : purges) {
+    SCOPED_TRACE(c.command);
+    // A key for the purge to find, whatever the earlier purges did.
+    const std::string seed = fmt::format(
+        "redis-cli --no-auth-warning -h 127.0.0.1 -p {} --user asset-worker-admin --pass '{}'"
+        " SET 'device_asset_links:{}' x >/dev/null",
+        d.servers().redis_port(), kRedisAdminPassword, s.name(c.command));
+    ASSERT_EQ(std::system(seed.c_str()), 0);
+    acl("-" + c.command);
+    auto [code, out] = run_to_end(tools, c.args, seconds(20));
+    EXPECT_EQ(code, 1) << out;
+    EXPECT_NE(out.find(refused(c.command)), std::string::npos) << out;
+    EXPECT_NE(out.find("Redis did not purge the links"), std::string::npos) << out;
+    acl("+" + c.command);
+  }
+  auto [purged, purge_out] = run_to_end(tools, {"links", "invalidate", "--all"}, seconds(20));
+  EXPECT_EQ(purged, 0) << purge_out;
+
+  // At start: the login's PING, and the SELECT of a database other than 0.
+  acl("-ping");
+  auto [no_ping, ping_out] = run_to_end(env, {"run"}, seconds(30));
+  EXPECT_EQ(no_ping, 1) << ping_out;
+  EXPECT_NE(ping_out.find(refused("ping")), std::string::npos) << ping_out;
+  acl("+ping");
+  acl("-select");
+  auto db1 = env;
+  db1["REDIS_URL_FILE"] =
+      d.secret("redis-url-db1", fmt::format("redis://asset-worker:{}@127.0.0.1:{}/1",
+                                            kRedisPassword, d.servers().redis_port()));
+  auto [no_select, select_out] = run_to_end(db1, {"run"}, seconds(30));
+  EXPECT_EQ(no_select, 1) << select_out;
+  EXPECT_NE(select_out.find(refused("select")), std::string::npos) << select_out;
+  acl("+select");
+
+  // Nothing waited, nothing was lost: every message once.
+  for (const auto& q : plants) {
+    EXPECT_EQ(s.history({q.pump_a, q.pump_b}), Scenario::document_example_history(q)) << q.org;
+  }
+  EXPECT_TRUE(s.dead_letters().empty());
 }
 
 // An NKey login: the worker holds only the seed file, derives the public key the server knows,
