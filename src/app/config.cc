@@ -65,6 +65,13 @@ void register_options(CLI::App& app, Config& c) {
   add("--durable", c.durable, "NATS_DURABLE", "Durable consumer shared by all replicas");
   add("--stream-replicas", c.stream_replicas, "STREAM_REPLICAS",
       "Replicas of the streams the worker creates (1 or 3)");
+  add("--input-retention", c.input_retention, "INPUT_RETENTION",
+      "How long the input stream the worker creates keeps messages (7d, 12h, 90m; 0: forever); "
+      "reprocess reaches back this far");
+  add("--output-retention", c.output_retention, "OUTPUT_RETENTION",
+      "How long the output stream the worker creates keeps events (0: forever)");
+  add("--dlq-retention", c.dlq_retention, "DLQ_RETENTION",
+      "How long the DLQ stream the worker creates keeps dead letters (0: forever)");
   add("--max-deliver", c.max_deliver, "MAX_DELIVER",
       "Deliveries before a message is dead-lettered");
   add("--ack-wait", c.ack_wait_s, "ACK_WAIT_S",
@@ -211,8 +218,40 @@ Result<NatsSettings> nats_from_environment(std::string name) {
   return c.nats(std::move(name));
 }
 
+Result<std::chrono::seconds> parse_retention(std::string_view text) {
+  uint64_t n = 0;
+  size_t i = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9' && n < 1'000'000'000; ++i) {
+    n = n * 10 + static_cast<uint64_t>(text[i] - '0');
+  }
+  const std::string_view unit = text.substr(i);
+  const uint64_t scale = unit == "s"   ? 1
+                         : unit == "m" ? 60
+                         : unit == "h" ? 3600
+                         : unit == "d" ? 86400
+                                       : 0;
+  if (i == 0 || n >= 1'000'000'000 || (scale == 0 && !(n == 0 && unit.empty()))) {
+    return Status::permanent("invalid_config",
+                             fmt::format("'{}' is not a retention: a whole number "
+                                         "and s, m, h or d (7d), or 0",
+                                         text));
+  }
+  if (n * scale > uint64_t{100} * 365 * 86400) {
+    return Status::permanent("invalid_config", fmt::format("'{}' is over 100 years", text));
+  }
+  return std::chrono::seconds(n * scale);
+}
+
 Status finalize(Config& c) {
   auto bad = [](const std::string& what) { return Status::permanent("invalid_config", what); };
+  for (const auto& [setting, text, age] :
+       {std::tuple{"INPUT_RETENTION", &c.input_retention, &c.input_max_age},
+        std::tuple{"OUTPUT_RETENTION", &c.output_retention, &c.output_max_age},
+        std::tuple{"DLQ_RETENTION", &c.dlq_retention, &c.dlq_max_age}}) {
+    auto parsed = parse_retention(*text);
+    if (!parsed.ok()) return bad(fmt::format("{}: {}", setting, parsed.status().message()));
+    *age = *parsed;
+  }
   if (c.batch_size < 1 || c.batch_size > 10000) return bad("--batch-size must be 1..10000");
   if (c.live_batch_size < 1 || c.live_batch_size > 10000) {
     return bad("--live-batch-size must be 1..10000");

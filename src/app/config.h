@@ -42,6 +42,11 @@ struct Config {
   std::string dlq_subject = "telemetry.dlq";
   std::string durable = "asset-processor-group";
   int stream_replicas = 1;
+  // How long the streams the worker creates keep a message ("7d", "12h", "90m"; "0": forever).
+  // Reprocess reaches back as far as the input stream keeps messages.
+  std::string input_retention = "7d";
+  std::string output_retention = "7d";
+  std::string dlq_retention = "30d";
   int max_deliver = 3;
   int ack_wait_s = 30;
   int max_ack_pending = 20000;
@@ -72,7 +77,8 @@ struct Config {
   int maintain_interval_s = 3600;  // 0: the worker never maintains; `asset-worker maintain` does
 
   // Filled in by finalize().
-  HttpAddress http;  // HTTP_ADDR, parsed
+  HttpAddress http;                                                          // HTTP_ADDR, parsed
+  std::chrono::seconds input_max_age{0}, output_max_age{0}, dlq_max_age{0};  // 0: forever
 
   ValidationLimits limits() const;
   LogLevel level() const;
@@ -81,6 +87,9 @@ struct Config {
   // The NATS connection's settings, `name` telling the server who connects.
   NatsSettings nats(std::string name) const;
 };
+
+// A retention as the settings write it: a whole number and a unit (s, m, h, d), or 0 (forever).
+Result<std::chrono::seconds> parse_retention(std::string_view text);
 
 // Registers every setting on `app` as --flag with its environment variable. Options are
 // registered on the top-level app so every subcommand shares them.

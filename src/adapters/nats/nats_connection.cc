@@ -265,7 +265,7 @@ Result<std::string> ensure_stream(NatsConnection& nc, const StreamSpec& spec, Lo
   auto found = find_stream_for_subject(nc, spec.subject);
   if (!found.ok()) return found.status();
   if (!found->empty()) return found;
-  const nlohmann::json config = {
+  nlohmann::json config = {
       {"name", spec.default_name},
       {"subjects", {spec.subject}},
       {"storage", "file"},
@@ -273,6 +273,12 @@ Result<std::string> ensure_stream(NatsConnection& nc, const StreamSpec& spec, Lo
       {"num_replicas", spec.replicas},
       {"duplicate_window", ns(spec.duplicate_window)},
   };
+  if (spec.max_age.count() > 0) {
+    config["max_age"] = ns(spec.max_age);
+    // The server takes no duplicate window longer than the stream keeps messages.
+    config["duplicate_window"] =
+        ns(std::min<std::chrono::seconds>(spec.duplicate_window, spec.max_age));
+  }
   auto created = nc.api("$JS.API.STREAM.CREATE." + spec.default_name, config.dump());
   if (!created.ok()) {
     // A replica starting at the same moment may have created it first.

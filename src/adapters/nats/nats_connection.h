@@ -145,6 +145,7 @@ struct StreamSpec {
   std::chrono::seconds duplicate_window{600};
   int replicas = 1;
   std::string retention = "limits";  // "workqueue": a message is gone once a consumer acks it
+  std::chrono::seconds max_age{0};   // how long a message is kept; 0: until removed otherwise
 };
 // Returns the name of the stream that captures the subject, creating it where missing.
 Result<std::string> ensure_stream(NatsConnection& nc, const StreamSpec& spec, Logger& log);
