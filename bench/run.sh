@@ -39,8 +39,10 @@ build/atw-devtool ensure-stream --stream BENCH_OUT --subject bench.telemetry.ass
 build/atw-devtool ensure-stream --stream BENCH_DLQ --subject bench.telemetry.dlq >/dev/null
 
 atw_log "prefilling $BACKLOG messages"
+range_from=$(date -u -d '-600 seconds' +%Y-%m-%dT%H:%M:%SZ)  # the backlog's measurement times
 build/atw-bench --run "b$stamp" prefill --subject bench.telemetry.normalized.v1 --count "$BACKLOG" \
   | tee "$out-prefill.json"
+range_to=$(date -u -d '+1 seconds' +%Y-%m-%dT%H:%M:%SZ)
 
 atw_log "ceiling: JetStream alone (fetch and ack the backlog, no work)"
 build/atw-bench --run "b$stamp" ceiling-jetstream --stream BENCH_IN \
@@ -140,4 +142,45 @@ psql "$BENCH_DB" -tAc "SELECT json_build_object(
   'duplicate_rows', (SELECT count(*) FROM (SELECT 1 FROM telemetry_history
       GROUP BY entity_id, metric_key, \"timestamp\" HAVING count(*) > 1) d))" | tee "$out-check.json"
 
+# Reprocess (issue 20): the backlog's range again after a formula change, alone and beside a
+# live load of half the steady rate; each run corrects every message (pump A's power and score).
+reprocess_range() {  # reprocess_range FACTOR OUTPUT: the formula times FACTOR, then the run
+  psql "$BENCH_DB" -qc "UPDATE asset_types SET telemetry_schema = '{\"derived_metrics\":
+    [{\"name\": \"power_consumption\", \"formula\": \"power_input * power_current * $1\"}]}'
+    WHERE id = 'bench-type-pump'"
+  local t0 t1
+  t0=$(date +%s.%N)
+  DATABASE_URL="$BENCH_DB" build/asset-worker reprocess --from "$range_from" --to "$range_to" \
+    --json >"$2" 2>"$2.log"
+  t1=$(date +%s.%N)
+  python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(json.dumps({"seconds": float(sys.argv[3]) - float(sys.argv[2]), "selected": j["messagesSelected"], "corrected": j["messagesCorrected"], "rate": j["messagesSelected"] / (float(sys.argv[3]) - float(sys.argv[2]))}))' \
+    "$2" "$t0" "$t1" | tee "$2.rate"
+}
+if [ "${BENCH_REPROCESS:-1}" = 1 ]; then
+  settle
+  atw_log "reprocess: the backlog's range after a formula change, alone"
+  reprocess_range 1.1 "$out-reprocess.json"
+  settle
+  atw_log "reprocess: again, beside a live load of $((RATE / 2)) messages/s"
+  DATABASE_URL="$BENCH_DB" build/asset-worker run 2>"$out-worker-live.log" &
+  worker=$!
+  for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:19090/readyz >/dev/null 2>&1 && break; sleep 0.1; done
+  build/atw-bench --run "r$stamp" steady --subject bench.telemetry.normalized.v1 \
+    --events-subject bench.telemetry.asset.v1 --rate "$((RATE / 2))" --seconds 45 \
+    --csv "$out-live.csv" >"$out-live.json" &
+  steady=$!
+  sleep 5
+  reprocess_range 1.2 "$out-reprocess-live.json"
+  wait "$steady" || true
+  kill -TERM "$worker"; wait "$worker" || true
+fi
+
 python3 bench/report.py "$out" "$BACKLOG" "$RATE"
+if [ "${BENCH_REPROCESS:-1}" = 1 ]; then
+  {
+    echo
+    echo "reprocess of the backlog's range (msg/s): $(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["rate"]))' "$out-reprocess.json.rate") alone," \
+      "$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["rate"]))' "$out-reprocess-live.json.rate") beside $((RATE / 2)) msg/s live;" \
+      "live end-to-end p99 meanwhile $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["e2e_p99_ms"])' "$out-live.json") ms"
+  } | tee -a "$out.md"
+fi

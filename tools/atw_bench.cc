@@ -332,6 +332,11 @@ int main(int argc, char** argv) {
     // machine with the worker and the servers) far below a full JSON parse per event.
     const std::string_view body(natsMsg_GetData(msg),
                                 static_cast<size_t>(natsMsg_GetDataLength(msg)));
+    // A correction event (reprocess, beside this load) is not one of this run's.
+    if (body.find("\"correction\":{") != std::string_view::npos) {
+      natsMsg_Destroy(msg);
+      return;
+    }
     constexpr std::string_view kKey = "\"timestamp\":\"";
     const size_t at = body.find(kKey);
     const size_t end = at == std::string_view::npos ? at : body.find('"', at + kKey.size());

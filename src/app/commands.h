@@ -50,6 +50,24 @@ struct StorageRequest {
 };
 int run_storage_change(const Config& config, const StorageRequest& request);
 
+// `reprocess` (issue 20): the messages of a time range read back from the input stream and
+// written again as today's links and asset types make them. Stopped by `stop` after the batch in
+// hand (exit 130), resumable with `resume`.
+struct ReprocessRequest {
+  std::string from, to;  // RFC 3339: measurements in [from, to)
+  std::string org, device, asset, asset_type;
+  int schema_version = 0;  // with asset_type: replay with this recorded version of its schema
+  bool dry_run = false;
+  bool json = false;
+  bool resume = false;
+  double max_rate = 0;  // messages read per second; 0: as fast as it goes
+  int batch = 500;
+};
+int run_reprocess(const Config& config, const ReprocessRequest& request,
+                  const std::atomic<bool>& stop);
+// `formulas history`: every recorded version of the asset types' telemetry_schema.
+int run_formulas_history(const Config& config, const std::string& asset_type);
+
 int run_links_invalidate(const Config& config, const std::string& organization,
                          const std::string& device, bool all);
 

@@ -77,6 +77,37 @@ int main(int argc, char** argv) {
   formulas_try->add_option("--asset-type", try_type, "Asset type id")->required();
   formulas_try->add_option("--metrics", try_metrics, "Asset metrics, a JSON object of numbers")
       ->required();
+  auto* formulas_history = formulas->add_subcommand(
+      "history", "Every recorded version of the asset types' telemetry_schema");
+  std::string history_type;
+  formulas_history->add_option("--asset-type", history_type, "Asset type id (default: all)");
+  auto* reprocess = app.add_subcommand(
+      "reprocess",
+      "Write a time range again as today's links and asset types make it (dry run first)");
+  atw::ReprocessRequest reprocess_request;
+  reprocess->add_option("--from", reprocess_request.from, "Measurements from (RFC 3339)")
+      ->required();
+  reprocess->add_option("--to", reprocess_request.to, "Measurements before (RFC 3339)")->required();
+  reprocess->add_option("--org", reprocess_request.org, "Only this organization (tenant)");
+  reprocess->add_option("--device", reprocess_request.device, "Only this device");
+  reprocess->add_option("--asset", reprocess_request.asset, "Only this asset's results");
+  reprocess->add_option("--asset-type", reprocess_request.asset_type,
+                        "Only the results of assets of this type");
+  reprocess->add_option("--schema-version", reprocess_request.schema_version,
+                        "With --asset-type: replay with this recorded version of its schema "
+                        "(formulas history)");
+  reprocess->add_flag("--dry-run", reprocess_request.dry_run,
+                      "Write nothing; print what would change");
+  reprocess->add_flag("--json", reprocess_request.json, "The summary as JSON");
+  reprocess->add_flag("--resume", reprocess_request.resume,
+                      "Go on with the stopped run of this same selection");
+  reprocess
+      ->add_option("--max-rate", reprocess_request.max_rate,
+                   "Messages read per second at most (0: no limit)")
+      ->check(CLI::Range(0.0, 1e9));
+  reprocess->add_option("--batch", reprocess_request.batch, "Messages per transaction")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
   auto* storage = app.add_subcommand(
       "storage", "Change the storage of a table another service created (plan first)");
   storage->require_subcommand(1);
@@ -95,8 +126,8 @@ int main(int argc, char** argv) {
   storage_fillfactor->add_flag("--repack", storage_request.repack,
                                "Also VACUUM FULL: repack the pages there are (locks the table)");
   for (auto* sub : {run, migrate, maintain, version, dlq, dlq_list, dlq_show, dlq_replay, dlq_purge,
-                    links, links_invalidate, formulas, formulas_check, formulas_try, storage,
-                    storage_history, storage_fillfactor}) {
+                    links, links_invalidate, formulas, formulas_check, formulas_try,
+                    formulas_history, reprocess, storage, storage_history, storage_fillfactor}) {
     sub->fallthrough();
   }
   CLI11_PARSE(app, argc, argv);
@@ -118,6 +149,7 @@ int main(int argc, char** argv) {
   if (maintain->parsed()) return atw::run_maintain(config);
   if (formulas_check->parsed()) return atw::run_formulas_check(config);
   if (formulas_try->parsed()) return atw::run_formulas_try(config, try_type, try_metrics);
+  if (formulas_history->parsed()) return atw::run_formulas_history(config, history_type);
   if (links_invalidate->parsed()) {
     if (links_all == (!links_org.empty() || !links_device.empty()) ||
         (!links_all && (links_org.empty() || links_device.empty()))) {
@@ -147,5 +179,6 @@ int main(int argc, char** argv) {
   std::atomic<bool> stop{false};
   std::thread signals = start_signal_thread(stop, set);
   signals.detach();
+  if (reprocess->parsed()) return atw::run_reprocess(config, reprocess_request, stop);
   return atw::run_worker(config, stop);
 }

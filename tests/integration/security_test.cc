@@ -92,6 +92,7 @@ accounts {{
       {{ user: "asset-worker", password: "{1}", permissions: $ASSET_WORKER }}
       {{ user: "dlq-reader", password: "{2}", permissions: $DLQ_READER }}
       {{ user: "dlq-operator", password: "{2}-operator", permissions: $DLQ_OPERATOR }}
+      {{ user: "reprocess", password: "{2}-reprocess", permissions: $REPROCESS }}
       {{ user: "admin", password: "{3}" }}
     ]
   }}
@@ -192,20 +193,6 @@ void prepare_database(SecuredDeployment& d) {
   apply_roles(admin);
 }
 
-// Runs the binary to its end with `env` and `args`; its exit code and everything it printed.
-std::pair<int, std::string> run_to_end(std::map<std::string, std::string> env,
-                                       std::vector<std::string> args,
-                                       milliseconds timeout = seconds(60)) {
-  WorkerProcess p(std::move(env), std::move(args));
-  std::optional<int> code;
-  for (auto end = SteadyClock::now() + timeout; !code && SteadyClock::now() < end;) {
-    code = p.exited();
-    if (!code) std::this_thread::sleep_for(milliseconds(20));
-  }
-  if (!code) code = p.stop(SIGKILL);
-  return {*code, read_file(p.log_path())};
-}
-
 TEST(Security, TheStandardWorkloadThroughTlsAndLeastPrivilege) {
   SecuredDeployment d;
   ASSERT_TRUE(d.servers().ok()) << d.servers().error();
@@ -264,6 +251,32 @@ TEST(Security, TheStandardWorkloadThroughTlsAndLeastPrivilege) {
                          " USING (pid) WHERE a.usename = 'asset_worker'"),
             "true");
   EXPECT_EQ(worker.stop(SIGTERM), 0);
+
+  // Reprocess as its own NATS user and PostgreSQL role: nothing to correct, then a changed
+  // formula corrected (pump A's rows: its power), the events published.
+  admin.exec(fmt::format("ALTER ROLE asset_worker_reprocess PASSWORD '{}'", kWorkerPgPassword));
+  auto reprocess = env;
+  reprocess["NATS_USER"] = "reprocess";
+  reprocess["NATS_PASSWORD_FILE"] =
+      d.secret("reprocess-password", std::string(kReaderNatsPassword) + "-reprocess");
+  reprocess["DATABASE_URL_FILE"] =
+      d.secret("reprocess-url", d.database_url("asset_worker_reprocess", kWorkerPgPassword));
+  const std::vector<std::string> range = {
+      "reprocess", "--from", "2026-01-28T00:00:00Z", "--to", "2026-01-29T00:00:00Z", "--json"};
+  auto [same, same_out] = run_to_end(reprocess, range);
+  ASSERT_EQ(same, 0) << same_out;
+  EXPECT_NE(same_out.find(fmt::format("\"messagesSelected\": {}", kMessages + 1)),  // a repeat
+            std::string::npos)
+      << same_out;
+  EXPECT_NE(same_out.find("\"pairsCorrected\": 0"), std::string::npos) << same_out;
+  admin.exec(
+      "UPDATE asset_types SET telemetry_schema = '{\"derived_metrics\": [{\"name\":"
+      " \"power_consumption\", \"formula\": \"power_input * power_current / 1000\"}]}'");
+  auto [fixed, fixed_out] = run_to_end(reprocess, range);
+  ASSERT_EQ(fixed, 0) << fixed_out;
+  EXPECT_NE(fixed_out.find(fmt::format("\"pairsCorrected\": {}", kMessages)), std::string::npos)
+      << fixed_out;
+  EXPECT_EQ(s.events().size(), 3u * kMessages);
 
   // The DLQ reader reads the DLQ and may not purge it: refused, and said so.
   auto reader = env;

@@ -359,6 +359,20 @@ std::unique_ptr<WorkerProcess> Scenario::start_worker(bool with_redis) {
   return w;
 }
 
+std::pair<int, std::string> run_to_end(std::map<std::string, std::string> env,
+                                       std::vector<std::string> args,
+                                       std::chrono::milliseconds timeout) {
+  WorkerProcess p(std::move(env), std::move(args));
+  std::optional<int> code;
+  for (auto end = std::chrono::steady_clock::now() + timeout;
+       !code && std::chrono::steady_clock::now() < end;) {
+    code = p.exited();
+    if (!code) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!code) code = p.stop(SIGKILL);
+  return {*code, read_file(p.log_path())};
+}
+
 nlohmann::json Scenario::message(const Plant& p, const std::string& message_id,
                                  const std::string& timestamp, nlohmann::json metrics) {
   if (metrics.is_null()) {

@@ -80,6 +80,12 @@ class WorkerProcess {
   std::string log_path_;
 };
 
+// Runs the binary with `env` and `args` to its end (SIGKILL after `timeout`): its exit code and
+// everything it printed.
+std::pair<int, std::string> run_to_end(
+    std::map<std::string, std::string> env, std::vector<std::string> args,
+    std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
 class Scenario {
  public:
   Scenario();  // on the servers named by ATW_TEST_* (server_urls())

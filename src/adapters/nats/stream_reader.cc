@@ -16,8 +16,16 @@ Result<StreamState> stream_state(NatsConnection& nc, const std::string& stream) 
     return Status::unavailable(error_type::kNatsApi, "unexpected STREAM.INFO reply");
   }
   const auto& s = json["state"];
-  return StreamState{s.value("messages", uint64_t{0}), s.value("first_seq", uint64_t{0}),
-                     s.value("last_seq", uint64_t{0})};
+  StreamState state;
+  state.messages = s.value("messages", uint64_t{0});
+  state.first_seq = s.value("first_seq", uint64_t{0});
+  state.last_seq = s.value("last_seq", uint64_t{0});
+  if (state.messages > 0) state.first_time = parse_rfc3339(s.value("first_ts", std::string()));
+  if (json.contains("config") && json["config"].is_object()) {
+    state.max_age =
+        std::chrono::seconds(json["config"].value("max_age", int64_t{0}) / 1'000'000'000);
+  }
+  return state;
 }
 
 Result<ConsumerState> consumer_state(NatsConnection& nc, const std::string& stream,

@@ -2,12 +2,15 @@
 // Reads stored stream messages by sequence through the JetStream API (STREAM.MSG.GET): the DLQ
 // tooling and the tests look at what a stream holds without a consumer of their own.
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "adapters/nats/nats_connection.h"
 #include "domain/base64.h"
+#include "domain/timestamp.h"
 #include "pipeline/ports.h"
 
 namespace atw {
@@ -24,6 +27,8 @@ struct StreamState {
   uint64_t messages = 0;
   uint64_t first_seq = 0;
   uint64_t last_seq = 0;
+  std::optional<Timestamp> first_time;  // when the oldest message kept was stored
+  std::chrono::seconds max_age{0};      // how long the stream keeps a message; 0: no limit
 };
 
 Result<StreamState> stream_state(NatsConnection& nc, const std::string& stream);
