@@ -16,7 +16,8 @@
 --                       asset types and their schema versions; notifies the workers (pg_notify,
 --                       open to every role).
 --   asset_worker_reprocess  `asset-worker reprocess`: reads what `run` reads and the schema
---                       versions; rewrites history rows (insert, delete, update of the value),
+--                       versions; rewrites history rows (insert, delete, update of value and
+--                       quality),
 --                       the score columns of assets and reprocess's columns of
 --                       processed_messages; keeps its runs in reprocess_runs.
 -- The platform's tables (entity_edges, assets, asset_types, telemetry_history) stay their
@@ -70,7 +71,8 @@ BEGIN
   END IF;
   IF to_regclass('telemetry_history') IS NOT NULL THEN
     GRANT INSERT ON telemetry_history TO asset_worker;
-    GRANT SELECT, INSERT, DELETE, UPDATE (value) ON telemetry_history TO asset_worker_reprocess;
+    GRANT SELECT, INSERT, DELETE, UPDATE (value, quality) ON telemetry_history
+      TO asset_worker_reprocess;
   END IF;
   -- The worker's own: processed_messages, and the history maintenance, which runs as its owner
   -- (SECURITY DEFINER) so that the worker needs no right to make or drop partitions.

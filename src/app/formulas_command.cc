@@ -69,7 +69,16 @@ int run_formulas_try(const Config& c, const std::string& asset_type, const std::
   out["assetType"] = asset_type;
   out["metrics"] = nlohmann::ordered_json::object();
   for (const Metric& m : set) out["metrics"][m.name] = m.value;
-  out["healthScore"] = model->health(set);
+  const HealthResult health = model->health_explained(set);
+  out["healthScore"] = health.score;
+  out["healthDetails"] = nlohmann::ordered_json::array();
+  for (const HealthDetail& d : health.details) {
+    out["healthDetails"].push_back({{"metric", d.metric},
+                                    {"value", d.value},
+                                    {"op", health_op_text(d.op)},
+                                    {"threshold", d.threshold},
+                                    {"penalty", d.penalty}});
+  }
   out["formulasSkipped"] = {{"missingVariable", stats.missing_variable},
                             {"nonFinite", stats.non_finite}};
   out["problems"] = nlohmann::ordered_json::array();

@@ -197,6 +197,12 @@ class BatchCorrector {
     }
     auto processed = store_.processed(messages);
     if (!processed.ok()) return processed.status();
+    for (auto& [identity, record] : *processed) {  // a dry run's earlier batches, as if written
+      if (auto d = dry_written_.find(identity); d != dry_written_.end()) {
+        record.written = d->second;
+        record.corrected = true;
+      }
+    }
 
     // Today's links of each device.
     std::vector<DeviceKey> keys;
@@ -255,6 +261,12 @@ class BatchCorrector {
 
     auto assets = store_.assets({asset_ids.begin(), asset_ids.end()});
     if (!assets.ok()) return assets.status();
+    for (auto& [id, state] : *assets) {
+      if (auto d = dry_scores_.find(id); d != dry_scores_.end()) {
+        state.score = d->second.score;
+        state.score_time = d->second.score_time;
+      }
+    }
     for (const auto& [id, state] : *assets) types.insert(state.asset_type_id);
     std::vector<std::string> unknown;
     for (const auto& t : types) {
@@ -314,13 +326,16 @@ class BatchCorrector {
         ++counts_.pairs_corrected;
         notable_.offer(m.message_id, m.timestamp, c);
         for (const Metric& r : c.added) {
-          writes_.added.push_back({c.asset_id, r.name, r.value, m.timestamp, m.device_id});
+          writes_.added.push_back(
+              {c.asset_id, r.name, r.value, m.timestamp, m.device_id, r.quality});
         }
         for (const Metric& r : c.removed) {
-          writes_.removed.push_back({c.asset_id, r.name, r.value, m.timestamp, m.device_id});
+          writes_.removed.push_back(
+              {c.asset_id, r.name, r.value, m.timestamp, m.device_id, r.quality});
         }
         for (const Metric& r : c.changed) {
-          writes_.changed.push_back({c.asset_id, r.name, r.value, m.timestamp, m.device_id});
+          writes_.changed.push_back(
+              {c.asset_id, r.name, r.value, m.timestamp, m.device_id, r.quality});
         }
         counts_.rows_added += c.added.size();
         counts_.rows_removed += c.removed.size();
@@ -361,7 +376,11 @@ class BatchCorrector {
         writes_.scores.push_back({asset, score, t, std::nullopt});
         continue;
       }
-      auto left = store_.newest_rows(asset, l->second);
+      auto except = l->second;
+      if (auto d = dry_removed_.find(asset); d != dry_removed_.end()) {
+        except.insert(except.end(), d->second.begin(), d->second.end());
+      }
+      auto left = store_.newest_rows(asset, except);
       if (!left.ok()) return left.status();
       ScoreChange change{asset, std::nullopt, std::nullopt, *score_time};
       if (n != newest.end() && (!*left || n->second.first >= (*left)->first)) {
@@ -376,6 +395,7 @@ class BatchCorrector {
       if (change.score != a->second.score || change.time != score_time) ++counts_.scores_changed;
       writes_.scores.push_back(std::move(change));
     }
+    if (request_.dry_run) remember_as_written(*assets, lost);
     return Status();
   }
 
@@ -401,6 +421,27 @@ class BatchCorrector {
     const SchemaVersion* v = schemas_.at(a->second.asset_type_id, item.record->processed_at);
     if (v == nullptr) return std::nullopt;
     return registry_.model(v->asset_type_id, v->schema).health(rows);
+  }
+
+  // A dry run writes nothing, yet each batch must see what the batches before it would have
+  // written, as the real run does: the messages corrected, the scores set, the rows removed.
+  void remember_as_written(
+      const std::unordered_map<std::string, AssetState>& assets,
+      const std::map<std::string, std::vector<std::pair<Timestamp, std::string>>>& lost) {
+    for (const auto& m : writes_.messages) {
+      const MessageResult identity{m.message_id, m.device_id, m.organization_id, {}, {}};
+      dry_written_[identity_key(identity)] = m.written;
+    }
+    for (const ScoreChange& c : writes_.scores) {
+      const auto a = assets.find(c.asset_id);
+      const std::optional<Timestamp> now = a == assets.end() ? std::nullopt : a->second.score_time;
+      const bool applies = c.only_if_time ? now == c.only_if_time : (!now || *now <= *c.time);
+      if (applies) dry_scores_[c.asset_id] = AssetState{{}, c.score, c.time};
+    }
+    for (const auto& [asset, gone] : lost) {
+      auto& all = dry_removed_[asset];
+      all.insert(all.end(), gone.begin(), gone.end());
+    }
   }
 
   const AssetTypeModel* model_now(const std::string& type) {
@@ -429,7 +470,8 @@ class BatchCorrector {
                   c.rows_after,
                   c.score_after.value_or(c.score_before.value_or(0)),
                   c.score_before,
-                  now};
+                  now,
+                  c.health_details};
     std::string payload = to_json(ev);
     payload.pop_back();  // the closing brace: the correction's fields go inside
     JsonWriter extra(payload);
@@ -454,6 +496,10 @@ class BatchCorrector {
   const SchemaVersion* replay_schema_ = nullptr;
   std::vector<OutboundMessage> events_;
   PgReprocessStore::Batch writes_;
+  // The dry run's memory of what it would have written (empty in a real run).
+  std::unordered_map<std::string, std::string> dry_written_;
+  std::unordered_map<std::string, AssetState> dry_scores_;
+  std::map<std::string, std::vector<std::pair<Timestamp, std::string>>> dry_removed_;
 };
 
 void print_summary(const ReprocessRequest& r, const ReprocessCounts& c,

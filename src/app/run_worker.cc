@@ -76,19 +76,20 @@ Result<NatsSetup> connect_nats(const Config& c, Logger& log, const std::atomic<b
       log.warn("waiting for NATS", {{"error", last.message()}});
       continue;
     }
-    auto input = ensure_stream(
-        **conn, {"TELEMETRY_NORMALIZED", c.input_subject, seconds(600), c.stream_replicas, "limits", c.input_max_age}, log);
-    auto output =
-        input.ok()
-            ? ensure_stream(**conn,
-                            {"TELEMETRY_ASSET", c.output_subject, seconds(600), c.stream_replicas, "limits", c.output_max_age},
-                            log)
-            : input;
-    auto dlq =
-        output.ok()
-            ? ensure_stream(**conn,
-                            {"TELEMETRY_DLQ", c.dlq_subject, seconds(600), c.stream_replicas, "limits", c.dlq_max_age}, log)
-            : output;
+    auto input = ensure_stream(**conn,
+                               {"TELEMETRY_NORMALIZED", c.input_subject, seconds(600),
+                                c.stream_replicas, "limits", c.input_max_age},
+                               log);
+    auto output = input.ok() ? ensure_stream(**conn,
+                                             {"TELEMETRY_ASSET", c.output_subject, seconds(600),
+                                              c.stream_replicas, "limits", c.output_max_age},
+                                             log)
+                             : input;
+    auto dlq = output.ok() ? ensure_stream(**conn,
+                                           {"TELEMETRY_DLQ", c.dlq_subject, seconds(600),
+                                            c.stream_replicas, "limits", c.dlq_max_age},
+                                           log)
+                           : output;
     Status consumer = dlq.ok() ? ensure_consumer(**conn,
                                                  {*input, c.durable, c.input_subject, c.max_deliver,
                                                   seconds(c.ack_wait_s), c.max_ack_pending},

@@ -124,19 +124,42 @@ const std::vector<HealthRule>& default_health_rules() {
   return rules;
 }
 
-double health_score(const MetricSet& metrics, const std::vector<HealthRule>& rules) {
-  double score = 100;
+std::string_view health_op_text(HealthOp op) {
+  switch (op) {
+    case HealthOp::kGt:
+      return ">";
+    case HealthOp::kGe:
+      return ">=";
+    case HealthOp::kLt:
+      return "<";
+    case HealthOp::kLe:
+      return "<=";
+    case HealthOp::kEq:
+      return "==";
+    case HealthOp::kNe:
+      return "!=";
+  }
+  return "?";
+}
+
+HealthResult health_explained(const MetricSet& metrics, const std::vector<HealthRule>& rules,
+                              QualityPolicy policy) {
+  HealthResult r;
   for (const auto& rule : rules) {
-    const double* value = metrics.find(rule.metric);
-    if (value == nullptr) continue;
+    const Metric* m = metrics.find_metric(rule.metric);
+    if (m == nullptr || !policy.usable(m->quality)) continue;
     for (const auto& band : rule.bands) {
-      if (matches(band.op, *value, band.value)) {
-        score -= band.penalty;
+      if (matches(band.op, m->value, band.value)) {
+        r.score -= band.penalty;
+        if (band.penalty != 0) {
+          r.details.push_back({rule.metric, m->value, band.op, band.value, band.penalty});
+        }
         break;
       }
     }
   }
-  return std::max(0.0, std::min(100.0, score));
+  r.score = std::max(0.0, std::min(100.0, r.score));
+  return r;
 }
 
 std::shared_ptr<AssetTypeModel> AssetTypeModel::compile(std::string asset_type_id,
@@ -277,19 +300,30 @@ std::shared_ptr<AssetTypeModel> AssetTypeModel::compile(std::string asset_type_i
       }
     }
   }
+  // Which readings formulas and health rules use (issue 21); bad ones never.
+  if (auto it = schema.find("quality_policy"); it != schema.end() && !it->is_null()) {
+    if (it->is_string() && it->get<std::string>() == "good_only") {
+      model->policy_.use_uncertain = false;
+    } else if (!it->is_string() || it->get<std::string>() != "good_and_uncertain") {
+      problem("quality_policy",
+              "not \"good_and_uncertain\" (the default) or \"good_only\"; the default applies");
+    }
+  }
   return model;
 }
 
 void AssetTypeModel::derive(MetricSet& metrics, DerivationStats& stats) const {
   for (const auto& f : formulas_) {
     bool complete = true;
+    Quality quality = Quality::kGood;
     for (auto& [name, slot] : f->inputs) {
-      const double* value = metrics.find(name);
-      if (value == nullptr) {
+      const Metric* input = metrics.find_metric(name);
+      if (input == nullptr || !policy_.usable(input->quality)) {
         complete = false;
         break;
       }
-      *slot = *value;
+      *slot = input->value;
+      quality = worst(quality, input->quality);
     }
     if (!complete) {
       ++stats.missing_variable;
@@ -307,7 +341,7 @@ void AssetTypeModel::derive(MetricSet& metrics, DerivationStats& stats) const {
       ++stats.non_finite;
       continue;
     }
-    metrics.set(f->name, result);
+    metrics.set(f->name, result, quality);
   }
 }
 

@@ -42,8 +42,29 @@ struct HealthRule {
 // power_consumption <10:-40.
 const std::vector<HealthRule>& default_health_rules();
 
-// Starts at 100, applies each rule, clamps to 0..100. A missing metric matches nothing.
-double health_score(const MetricSet& metrics, const std::vector<HealthRule>& rules);
+// A rule that took points: the metric, its value, the band that matched, the penalty.
+struct HealthDetail {
+  std::string metric;
+  double value = 0;
+  HealthOp op = HealthOp::kGt;
+  double threshold = 0;
+  double penalty = 0;
+  bool operator==(const HealthDetail&) const = default;
+};
+std::string_view health_op_text(HealthOp op);  // ">", ">=", ...
+
+struct HealthResult {
+  double score = 100;
+  std::vector<HealthDetail> details;  // in rule order; empty when no rule took points
+};
+
+// Starts at 100, applies each rule, clamps to 0..100. A missing metric matches nothing, nor does
+// one whose quality the policy does not use (issue 21: bad never, uncertain by default).
+HealthResult health_explained(const MetricSet& metrics, const std::vector<HealthRule>& rules,
+                              QualityPolicy policy = {});
+inline double health_score(const MetricSet& metrics, const std::vector<HealthRule>& rules) {
+  return health_explained(metrics, rules).score;
+}
 
 class AssetTypeModel {
  public:
@@ -58,9 +79,15 @@ class AssetTypeModel {
   AssetTypeModel& operator=(const AssetTypeModel&) = delete;
 
   // Adds each derived metric, in order; each may use the asset's metrics and earlier derived
-  // ones. A formula that names a missing metric, or gives a non-finite value, adds nothing.
+  // ones. A formula that names a missing metric (or one whose quality the policy does not use),
+  // or gives a non-finite value, adds nothing. A derived metric has the worst quality of its
+  // inputs.
   void derive(MetricSet& metrics, DerivationStats& stats) const;
-  double health(const MetricSet& metrics) const { return health_score(metrics, health_rules_); }
+  HealthResult health_explained(const MetricSet& metrics) const {
+    return atw::health_explained(metrics, health_rules_, policy_);
+  }
+  double health(const MetricSet& metrics) const { return health_explained(metrics).score; }
+  QualityPolicy quality_policy() const { return policy_; }
 
   const std::string& asset_type_id() const { return asset_type_id_; }
   const std::vector<SchemaProblem>& problems() const { return problems_; }
@@ -73,6 +100,7 @@ class AssetTypeModel {
   std::string asset_type_id_;
   std::vector<std::unique_ptr<Formula>> formulas_;
   std::vector<HealthRule> health_rules_;
+  QualityPolicy policy_;
   std::vector<SchemaProblem> problems_;
 };
 

@@ -54,6 +54,24 @@ std::string EventEncoder::encode(const AssetEvent& event) {
   w.key("previousHealthScore").optional_number(event.previous_health_score);
   w.key("processedAt").string(text_of(processed_at_, event.processed_at, format_iso_millis));
   w.key("processorVersion").string(kProcessorVersion);
+  w.key("healthDetails").begin_array();
+  for (const HealthDetail& d : event.health_details) {
+    w.begin_object();
+    w.key("metric").string(d.metric);
+    w.key("value").number(d.value);
+    w.key("op").string(health_op_text(d.op));
+    w.key("threshold").number(d.threshold);
+    w.key("penalty").number(d.penalty);
+    w.end_object();
+  }
+  w.end_array();
+  if (event.metrics.any_not_good()) {
+    w.key("quality").begin_object();
+    for (const Metric& m : event.metrics) {
+      if (m.quality != Quality::kGood) w.key(m.name).string(quality_name(m.quality));
+    }
+    w.end_object();
+  }
   w.end_object();
   return out;
 }

@@ -4,7 +4,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "domain/asset_type.h"
 #include "domain/metrics.h"
 #include "domain/timestamp.h"
 
@@ -22,6 +24,7 @@ struct AssetEvent {
   double health_score = 0;
   std::optional<double> previous_health_score;
   Timestamp processed_at;
+  std::vector<HealthDetail> health_details;  // the rules that took points (issue 21)
 };
 
 // UUID v5 in the worker's own namespace (6f1c2a52-5b0e-4c59-9d0a-6b7a0e3c1f20) of the name
@@ -34,7 +37,10 @@ std::string asset_event_id(std::string_view organization_id, std::string_view de
                            std::string_view message_id, std::string_view asset_id);
 
 // The event's JSON: the seed's fields, exactly: messageId, assetId, deviceId, organizationId,
-// timestamp, metrics, healthScore, previousHealthScore, processedAt, processorVersion.
+// timestamp, metrics, healthScore, previousHealthScore, processedAt, processorVersion; then
+// (issue 21) healthDetails, the rules that took points ([] when none did: a score of 100), each
+// {metric, value, op, threshold, penalty}; and quality, the metrics whose quality is not good
+// ({"motor_temperature": "bad"}), only when there is one.
 //
 // The events of a batch share their processedAt, and those of one message their timestamp: an
 // encoder formats each instant once and reuses the text while the instant repeats.

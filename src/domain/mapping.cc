@@ -18,7 +18,9 @@ MetricSet map_device_metrics(const MetricSet& device_metrics, const DeviceLink& 
   for (const auto& [from, to] : link.metrics_mapping) {
     const std::string_view name = strip_prefix(to, "asset.");
     if (name.empty()) continue;  // "asset." names nothing; never write an unnamed metric
-    if (const double* v = device_metrics.find(strip_prefix(from, "device."))) asset.set(name, *v);
+    if (const Metric* m = device_metrics.find_metric(strip_prefix(from, "device."))) {
+      asset.set(name, m->value, m->quality);
+    }
   }
   if (link.port) {
     // After the mapping, as in the seed: a port metric overwrites a mapped one of the same name.
@@ -28,7 +30,7 @@ MetricSet map_device_metrics(const MetricSet& device_metrics, const DeviceLink& 
     prefix.append("port_").append(*link.port).append(1, '_');
     for (const Metric& m : device_metrics) {
       if (m.name.size() > prefix.size() && m.name.compare(0, prefix.size(), prefix) == 0) {
-        asset.set(std::string_view(m.name).substr(prefix.size()), m.value);
+        asset.set(std::string_view(m.name).substr(prefix.size()), m.value, m.quality);
       }
     }
   }

@@ -9,11 +9,14 @@
 #include <string_view>
 #include <vector>
 
+#include "domain/quality.h"
+
 namespace atw {
 
 struct Metric {
   std::string name;
   double value = 0;
+  Quality quality = Quality::kGood;
   bool operator==(const Metric&) const = default;
 };
 
@@ -21,12 +24,19 @@ class MetricSet {
  public:
   MetricSet() = default;
   MetricSet(std::initializer_list<Metric> metrics) {
-    for (const auto& m : metrics) set(m.name, m.value);
+    for (const auto& m : metrics) set(m.name, m.value, m.quality);
   }
 
-  void set(std::string_view name, double value);
+  void set(std::string_view name, double value, Quality quality = Quality::kGood);
   std::optional<double> get(std::string_view name) const;
   const double* find(std::string_view name) const;
+  const Metric* find_metric(std::string_view name) const;
+  Metric* find_metric(std::string_view name);
+  // True when some metric is not good.
+  bool any_not_good() const;
+  void set_quality_of_all(Quality q) {
+    for (auto& m : items_) m.quality = q;
+  }
 
   bool empty() const { return items_.empty(); }
   size_t size() const { return items_.size(); }

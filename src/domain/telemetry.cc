@@ -131,6 +131,58 @@ Status read_metrics(const std::optional<element>& e, const ValidationLimits& lim
   return Status();
 }
 
+// One quality value: a name (good, uncertain, bad, an OPC UA status name) or an OPC UA status
+// code. nullopt when it is of a readable type but unknown; false in `readable` otherwise.
+std::optional<Quality> read_quality_value(const element& v, bool& readable) {
+  readable = true;
+  switch (v.type()) {
+    case element_type::STRING:
+      return parse_quality(v.get_string().value_unsafe());
+    case element_type::INT64: {
+      const int64_t n = v.get_int64().value_unsafe();
+      return n < 0 ? std::nullopt : quality_of_status_code(static_cast<uint64_t>(n));
+    }
+    case element_type::UINT64:
+      return quality_of_status_code(v.get_uint64().value_unsafe());
+    default:
+      readable = false;
+      return std::nullopt;
+  }
+}
+
+// `quality` (issue 21): one value for every metric of the message, or an object of values per
+// metric. Absent: good. A field of another type is a validation error; an unknown value counts
+// (unknown_qualities) and reads as uncertain.
+Status read_quality(const std::optional<element>& e, TelemetryMessage& msg) {
+  if (!e) return Status();
+  auto quality_or_uncertain = [&msg](std::optional<Quality> q) {
+    if (q) return *q;
+    ++msg.unknown_qualities;
+    return Quality::kUncertain;
+  };
+  bool readable = true;
+  simdjson::dom::object per_metric;
+  if (e->get_object().get(per_metric) == simdjson::SUCCESS) {
+    for (auto [name, value] : per_metric) {
+      Metric* m = msg.metrics.find_metric(name);
+      const auto q = read_quality_value(value, readable);
+      if (!readable) {
+        return invalid(fmt::format("quality: the value for {} must be a string or a status code",
+                                   quoted_prefix(name, 64)));
+      }
+      if (m != nullptr) m->quality = quality_or_uncertain(q);
+    }
+    return Status();
+  }
+  const auto q = read_quality_value(*e, readable);
+  if (!readable) {
+    return invalid("quality: must be a string, a status code or an object of them per metric");
+  }
+  const Quality all = quality_or_uncertain(q);
+  msg.metrics.set_quality_of_all(all);
+  return Status();
+}
+
 bool is_digit(char c) {
   return c >= '0' && c <= '9';
 }
@@ -299,7 +351,7 @@ Result<TelemetryMessage> parse_telemetry(std::string_view payload, Timestamp now
   }
 
   // One pass over the fields; a repeated field takes its last value, as JSON.parse does.
-  std::optional<element> message_id, device_id, organization_id, timestamp, metrics;
+  std::optional<element> message_id, device_id, organization_id, timestamp, metrics, quality;
   for (auto [key, value] : object) {
     if (key == "messageId") {
       message_id = value;
@@ -311,6 +363,8 @@ Result<TelemetryMessage> parse_telemetry(std::string_view payload, Timestamp now
       timestamp = value;
     } else if (key == "metrics") {
       metrics = value;
+    } else if (key == "quality") {
+      quality = value;
     }
   }
 
@@ -322,6 +376,7 @@ Result<TelemetryMessage> parse_telemetry(std::string_view payload, Timestamp now
   }
   if (s.ok()) s = read_timestamp(timestamp, now, limits, msg.timestamp);
   if (s.ok()) s = read_metrics(metrics, limits, msg);
+  if (s.ok()) s = read_quality(quality, msg);
   if (!s.ok()) return s;
   return msg;
 }

@@ -25,8 +25,9 @@ struct TelemetryMessage {
   std::string device_id;
   std::string organization_id;
   Timestamp timestamp;
-  MetricSet metrics;        // numbers as they are, booleans as 1/0, in payload order
-  int skipped_metrics = 0;  // strings, nulls, arrays, objects: skipped, not fatal
+  MetricSet metrics;          // numbers as they are, booleans as 1/0, in payload order
+  int skipped_metrics = 0;    // strings, nulls, arrays, objects: skipped, not fatal
+  int unknown_qualities = 0;  // quality values not understood: read as uncertain
 };
 
 // Parses and validates one payload. Every failure is permanent (type "invalid_message") with a

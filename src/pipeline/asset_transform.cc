@@ -34,7 +34,7 @@ std::vector<AssetResult> transform_message(const TelemetryMessage& message, cons
     auto same_asset = [&link](const Served& s) { return s.first_link->asset_id == link.asset_id; };
     if (auto it = std::find_if(served.begin(), served.end(), same_asset); it != served.end()) {
       for (const Metric& m : mapped) {
-        if (it->metrics.find(m.name) == nullptr) it->metrics.set(m.name, m.value);
+        if (it->metrics.find(m.name) == nullptr) it->metrics.set(m.name, m.value, m.quality);
       }
       continue;
     }
@@ -50,8 +50,9 @@ std::vector<AssetResult> transform_message(const TelemetryMessage& message, cons
     const AssetTypeModel& type =
         types.model(s.first_link->asset_type_id, s.first_link->telemetry_schema);
     type.derive(s.metrics, counts.derivation);
-    const double score = type.health(s.metrics);
-    out.push_back(AssetResult{s.first_link->asset_id, std::move(s.metrics), score});
+    HealthResult health = type.health_explained(s.metrics);
+    out.push_back(AssetResult{s.first_link->asset_id, std::move(s.metrics), health.score,
+                              std::move(health.details)});
   }
   return out;
 }

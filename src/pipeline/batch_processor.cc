@@ -52,11 +52,13 @@ std::unique_ptr<BatchProcessor::InFlight> BatchProcessor::start(std::vector<Deli
   // 1. Validate (SPEC D3). Invalid messages are permanent: dead-lettered at their first delivery.
   items.reserve(f->deliveries.size());
   uint64_t skipped_metrics = 0;
+  uint64_t unknown_qualities = 0;
   for (Delivery& delivery : f->deliveries) {
     Item item{&delivery, std::nullopt, Fate::kPending, Status(), -1, 0, 0};
     auto parsed = parse_telemetry(delivery.payload, now, settings_.limits);
     if (parsed.ok()) {
       skipped_metrics += static_cast<uint64_t>(parsed->skipped_metrics);
+      unknown_qualities += static_cast<uint64_t>(parsed->unknown_qualities);
       item.message = std::move(parsed).value();
     } else {
       item.fate = Fate::kDeadLetter;
@@ -110,6 +112,7 @@ std::unique_ptr<BatchProcessor::InFlight> BatchProcessor::start(std::vector<Deli
                                        std::move(assets)});
   }
   d_.metrics.add_no_links(no_links);
+  if (unknown_qualities > 0) d_.metrics.add_quality_unknown(unknown_qualities);
   d_.metrics.add_transform_counts(counts.assets_skipped_no_metrics, skipped_metrics,
                                   static_cast<uint64_t>(counts.derivation.missing_variable),
                                   static_cast<uint64_t>(counts.derivation.non_finite));
@@ -254,7 +257,8 @@ void BatchProcessor::send_events(InFlight& f) {
                     a.metrics,
                     a.health_score,
                     j < o.previous_scores.size() ? o.previous_scores[j] : std::nullopt,
-                    processed_at};
+                    processed_at,
+                    a.health_details};
       std::string payload = encoder.encode(ev);
       f.events.push_back(
           OutboundMessage{settings_.event_subject, std::move(ev.message_id), std::move(payload)});

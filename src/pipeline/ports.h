@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "domain/asset_type.h"
 #include "domain/links.h"
 #include "domain/metrics.h"
 #include "domain/timestamp.h"
@@ -134,8 +135,9 @@ class LinkStore {
 // What one message produced for one asset.
 struct AssetResult {
   std::string asset_id;
-  MetricSet metrics;
+  MetricSet metrics;  // each with its quality
   double health_score = 0;
+  std::vector<HealthDetail> health_details;  // the rules that took points
 };
 
 // What one message produced, ready to be written.

@@ -17,14 +17,15 @@ PairCorrection compare(const WrittenPair* before, const AssetResult* after) {
   if (after != nullptr) {
     c.score_after = after->health_score;
     c.rows_after = after->metrics;
+    c.health_details = after->health_details;
   }
   for (const Metric& m : new_rows) {
-    const double* old = old_rows.find(m.name);
+    const Metric* old = old_rows.find_metric(m.name);
     if (old == nullptr) {
       c.added.push_back(m);
-    } else if (*old != m.value) {
+    } else if (old->value != m.value || old->quality != m.quality) {
       c.changed.push_back(m);
-      c.changed_from.push_back(*old);
+      c.changed_from.push_back(old->value);
     }
   }
   for (const Metric& m : old_rows) {

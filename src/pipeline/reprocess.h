@@ -27,12 +27,13 @@ struct WrittenPair {
 struct PairCorrection {
   std::string asset_id;
   std::optional<double> score_before;
-  std::optional<double> score_after;  // nullopt: the asset no longer gets this message
-  MetricSet rows_after;               // every row the pair has now
-  std::vector<Metric> added;          // rows to insert
-  std::vector<Metric> removed;        // rows to delete (the values they had)
-  std::vector<Metric> changed;        // rows whose value becomes this
-  std::vector<double> changed_from;   // ... from this (one per entry of `changed`)
+  std::optional<double> score_after;         // nullopt: the asset no longer gets this message
+  MetricSet rows_after;                      // every row the pair has now
+  std::vector<HealthDetail> health_details;  // of score_after
+  std::vector<Metric> added;                 // rows to insert
+  std::vector<Metric> removed;               // rows to delete (the values they had)
+  std::vector<Metric> changed;               // rows whose value (or quality) becomes this
+  std::vector<double> changed_from;          // ... from this (one per entry of `changed`)
 
   bool removes_pair() const { return !score_after.has_value(); }
   bool rows_differ() const { return !added.empty() || !removed.empty() || !changed.empty(); }

@@ -32,6 +32,11 @@ void WorkerMetrics::add_dead_lettered(uint64_t n) {
   s_.messages_dead_lettered += n;
 }
 
+void WorkerMetrics::add_quality_unknown(uint64_t n) {
+  std::lock_guard lock(mu_);
+  s_.quality_unknown += n;
+}
+
 void WorkerMetrics::add_transform_counts(uint64_t assets_skipped, uint64_t metrics_skipped,
                                          uint64_t missing_variable, uint64_t non_finite) {
   std::lock_guard lock(mu_);

@@ -24,15 +24,6 @@ namespace {
 using nlohmann::json;
 using std::chrono::seconds;
 
-// The events of `asset`, in stream order.
-std::vector<json> events_of(Scenario& s, const std::string& asset) {
-  std::vector<json> out;
-  for (auto& e : s.events()) {
-    if (e["assetId"] == asset) out.push_back(std::move(e));
-  }
-  return out;
-}
-
 // A link from `device` of `org` to `asset` with `metadata`, valid in [from, until) (SQL text).
 void add_link(Scenario& s, const std::string& id, const std::string& org, const std::string& device,
               const std::string& asset, const std::string& metadata,
@@ -70,7 +61,7 @@ TEST(RealPlants, LinksWithInfiniteBoundsServeTheirDevice) {
   ASSERT_TRUE(s.wait_all_acked()) << worker->log_path();
   EXPECT_EQ(s.history({plant.pump_a, plant.pump_b}).size(), 5u);
   EXPECT_EQ(s.events().size(), 2u);
-  EXPECT_TRUE(events_of(s, pump_c).empty());
+  EXPECT_TRUE(s.events_of(pump_c).empty());
   EXPECT_TRUE(s.dead_letters().empty());
   EXPECT_EQ(s.consumer_info().value("num_redelivered", -1), 0);
 
@@ -104,8 +95,8 @@ TEST(RealPlants, AnUnreadableLinkIsSkippedCountedAndNamedAndTheRestFlows) {
   }
   ASSERT_TRUE(s.wait_all_acked()) << worker->log_path();
   EXPECT_EQ(s.events().size(), 6u);
-  EXPECT_TRUE(events_of(s, pump_c).empty());
-  EXPECT_TRUE(events_of(s, pump_d).empty());
+  EXPECT_TRUE(s.events_of(pump_c).empty());
+  EXPECT_TRUE(s.events_of(pump_d).empty());
   EXPECT_TRUE(s.dead_letters().empty());
   EXPECT_EQ(s.consumer_info().value("num_redelivered", -1), 0);
   EXPECT_GE(metric(worker->get("/metrics"), "asset_worker_errors_total{type=\"link_unreadable\"}"),
@@ -134,7 +125,7 @@ TEST(RealPlants, SeveralLinksToOneAssetGiveOneSetOfRowsOneScoreAndOneEvent) {
                                    {"pressure", 101.3},
                                    {"port_2_flow", 7}}));
   ASSERT_TRUE(s.wait_all_acked()) << worker->log_path();
-  const auto a = events_of(s, plant.pump_a);
+  const auto a = s.events_of(plant.pump_a);
   ASSERT_EQ(a.size(), 1u);
   EXPECT_EQ(a[0]["metrics"], (json{{"power_input", 12},
                                    {"power_current", 2},
@@ -160,7 +151,7 @@ TEST(RealPlants, NumbersPast64BitsOrADoubleKeepTheMessage) {
   s.publish(std::vector<std::string>{payload});
   ASSERT_TRUE(s.wait_all_acked()) << worker->log_path();
   EXPECT_TRUE(s.dead_letters().empty());
-  const auto a = events_of(s, plant.pump_a);
+  const auto a = s.events_of(plant.pump_a);
   ASSERT_EQ(a.size(), 1u);
   EXPECT_EQ(a[0]["metrics"],
             (json{{"power_current", 2}, {"motor_temperature", 1.8446744073709552e19}}));
@@ -190,9 +181,9 @@ TEST(RealPlants, TenantsAndDevicesWithColonsNeverShareCachedLinks) {
   ASSERT_TRUE(s.wait_all_acked()) << fresh->log_path();
   EXPECT_EQ(s.score(first.pump_a), "70");
   EXPECT_EQ(s.score(second.pump_a), "100");
-  ASSERT_EQ(events_of(s, second.pump_a).size(), 1u);
-  EXPECT_EQ(events_of(s, second.pump_a)[0]["organizationId"], second.org);
-  EXPECT_EQ(events_of(s, first.pump_a).size(), 1u);
+  ASSERT_EQ(s.events_of(second.pump_a).size(), 1u);
+  EXPECT_EQ(s.events_of(second.pump_a)[0]["organizationId"], second.org);
+  EXPECT_EQ(s.events_of(first.pump_a).size(), 1u);
 }
 
 struct RedisReplyDeleter {
@@ -232,8 +223,8 @@ TEST(RealPlants, ACachedValueOfAnotherTenantIsAMiss) {
   auto worker = s.start_worker();
   s.publish_one(Scenario::message(plant, s.name("m1")));
   ASSERT_TRUE(s.wait_all_acked()) << worker->log_path();
-  EXPECT_EQ(events_of(s, plant.pump_a).size(), 1u);
-  EXPECT_TRUE(events_of(s, other.pump_a).empty());
+  EXPECT_EQ(s.events_of(plant.pump_a).size(), 1u);
+  EXPECT_TRUE(s.events_of(other.pump_a).empty());
   EXPECT_EQ(s.history({other.pump_a}).size(), 0u);
   EXPECT_EQ(metric(worker->get("/metrics"), "asset_worker_errors_total{type=\"cache_mismatch\"}"),
             1);

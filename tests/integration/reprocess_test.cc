@@ -227,14 +227,15 @@ TEST(Reprocess, TheDryRunWritesNothingAndCountsWhatTheRunThenChanges) {
   Scenario& s = *r.s;
   const Outcome before = outcome_of(s, r.p);
   const size_t events_before = s.events().size();
-  auto [code, out] = run_to_end(s.worker_env(), args({"--dry-run"}));
+  // In small batches, so that each batch must see what the ones before it would have written.
+  auto [code, out] = run_to_end(s.worker_env(), args({"--dry-run", "--batch", "3"}));
   ASSERT_EQ(code, 0) << out;
   json dry = summary_of(out);
   expect_same(outcome_of(s, r.p), before);
   EXPECT_EQ(s.events().size(), events_before);
   EXPECT_FALSE(dry["largestChanges"].empty());
 
-  auto [run, run_out] = run_to_end(s.worker_env(), args({}));
+  auto [run, run_out] = run_to_end(s.worker_env(), args({"--batch", "3"}));
   ASSERT_EQ(run, 0) << run_out;
   json done = summary_of(run_out);
   for (const char* k : {"messagesRead", "messagesSelected", "messagesCorrected", "pairsCorrected",

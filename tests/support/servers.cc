@@ -404,6 +404,14 @@ std::vector<StoredMessage> Scenario::stream(const std::string& stream_name) {
   return std::move(r).value();
 }
 
+std::vector<nlohmann::json> Scenario::events_of(const std::string& asset) {
+  std::vector<nlohmann::json> out;
+  for (auto& e : events()) {
+    if (e["assetId"] == asset) out.push_back(std::move(e));
+  }
+  return out;
+}
+
 std::vector<nlohmann::json> Scenario::events() {
   std::vector<nlohmann::json> out;
   for (const auto& m : stream(output_stream_)) out.push_back(nlohmann::json::parse(m.data));

@@ -448,5 +448,64 @@ TEST(AssetTypeModel, BothSectionsTogether) {
   EXPECT_EQ(model->health(metrics), 50);
 }
 
+TEST(HealthExplained, EachRuleThatTookPointsWithItsBand) {
+  const auto r = health_explained(
+      MetricSet{{"motor_temperature", 75}, {"vibration", 6}, {"power_consumption", 30}},
+      default_health_rules());
+  EXPECT_EQ(r.score, 70);
+  ASSERT_EQ(r.details.size(), 2u);
+  EXPECT_EQ(r.details[0], (HealthDetail{"motor_temperature", 75, HealthOp::kGt, 70, 10}));
+  EXPECT_EQ(r.details[1], (HealthDetail{"vibration", 6, HealthOp::kGt, 5, 20}));
+  EXPECT_TRUE(health_explained(MetricSet{{"motor_temperature", 20}}, default_health_rules())
+                  .details.empty());
+}
+
+TEST(HealthExplained, ABadReadingIsMissingAndAnUncertainOneCountsUnlessThePolicySaysNo) {
+  const MetricSet bad{{"motor_temperature", 95, Quality::kBad}};
+  EXPECT_EQ(health_explained(bad, default_health_rules()).score, 100);
+  const MetricSet uncertain{{"motor_temperature", 95, Quality::kUncertain}};
+  EXPECT_EQ(health_explained(uncertain, default_health_rules()).score, 70);
+  EXPECT_EQ(health_explained(uncertain, default_health_rules(), QualityPolicy{false}).score, 100);
+}
+
+TEST(AssetTypeModel, ADerivedMetricHasTheWorstQualityOfItsInputs) {
+  const auto m = AssetTypeModel::compile(
+      "t",
+      R"({"derived_metrics": [{"name": "p", "formula": "a * b"}, {"name": "q", "formula": "a + 1"}]})");
+  MetricSet s{{"a", 2, Quality::kGood}, {"b", 3, Quality::kUncertain}};
+  DerivationStats stats;
+  m->derive(s, stats);
+  EXPECT_EQ(s.find_metric("p")->value, 6);
+  EXPECT_EQ(s.find_metric("p")->quality, Quality::kUncertain);
+  EXPECT_EQ(s.find_metric("q")->quality, Quality::kGood);
+}
+
+TEST(AssetTypeModel, ABadInputLeavesTheFormulaWithoutAValue) {
+  const auto m =
+      AssetTypeModel::compile("t", R"({"derived_metrics": [{"name": "p", "formula": "a * b"}]})");
+  MetricSet s{{"a", 2}, {"b", 3, Quality::kBad}};
+  DerivationStats stats;
+  m->derive(s, stats);
+  EXPECT_EQ(s.find("p"), nullptr);
+  EXPECT_EQ(stats.missing_variable, 1);
+}
+
+TEST(AssetTypeModel, QualityPolicyGoodOnly) {
+  const auto strict = AssetTypeModel::compile(
+      "t",
+      R"({"quality_policy": "good_only", "derived_metrics": [{"name": "p", "formula": "a * 2"}]})");
+  EXPECT_TRUE(strict->problems().empty());
+  EXPECT_FALSE(strict->quality_policy().use_uncertain);
+  MetricSet s{{"a", 2, Quality::kUncertain}, {"motor_temperature", 95, Quality::kUncertain}};
+  DerivationStats stats;
+  strict->derive(s, stats);
+  EXPECT_EQ(s.find("p"), nullptr);
+  EXPECT_EQ(strict->health(s), 100);
+  const auto wrong = AssetTypeModel::compile("t", R"({"quality_policy": "whatever"})");
+  ASSERT_EQ(wrong->problems().size(), 1u);
+  EXPECT_EQ(wrong->problems()[0].where, "quality_policy");
+  EXPECT_TRUE(wrong->quality_policy().use_uncertain);
+}
+
 }  // namespace
 }  // namespace atw

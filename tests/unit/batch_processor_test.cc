@@ -165,9 +165,10 @@ TEST_F(BatchProcessorTest, SeedExampleEndToEnd) {
   const ordered_json& a = evs[0];
   std::vector<std::string> keys;
   for (const auto& [k, v] : a.items()) keys.push_back(k);
-  EXPECT_EQ(keys, (std::vector<std::string>{
-                      "messageId", "assetId", "deviceId", "organizationId", "timestamp", "metrics",
-                      "healthScore", "previousHealthScore", "processedAt", "processorVersion"}));
+  EXPECT_EQ(keys,
+            (std::vector<std::string>{"messageId", "assetId", "deviceId", "organizationId",
+                                      "timestamp", "metrics", "healthScore", "previousHealthScore",
+                                      "processedAt", "processorVersion", "healthDetails"}));
   EXPECT_EQ(a["messageId"], "73b3d55b-8141-5709-baff-78f560a4a132");
   EXPECT_EQ(publisher.on(kEvents)[0].msg_id, "73b3d55b-8141-5709-baff-78f560a4a132");
   EXPECT_EQ(a["assetId"], "asset-pump-a");

@@ -61,9 +61,11 @@ TEST(AssetEventJson, FieldsInSeedOrderWithExactValues) {
   const ordered_json j = ordered_json::parse(json);
   std::vector<std::string> keys;
   for (const auto& [k, v] : j.items()) keys.push_back(k);
-  EXPECT_EQ(keys, (std::vector<std::string>{
-                      "messageId", "assetId", "deviceId", "organizationId", "timestamp", "metrics",
-                      "healthScore", "previousHealthScore", "processedAt", "processorVersion"}));
+  EXPECT_EQ(keys,
+            (std::vector<std::string>{"messageId", "assetId", "deviceId", "organizationId",
+                                      "timestamp", "metrics", "healthScore", "previousHealthScore",
+                                      "processedAt", "processorVersion", "healthDetails"}));
+  EXPECT_EQ(j["healthDetails"], ordered_json::array());  // a full score: no rule took points
   EXPECT_EQ(j["messageId"], "73b3d55b-8141-5709-baff-78f560a4a132");
   EXPECT_EQ(j["assetId"], "asset-pump-a");
   EXPECT_EQ(j["deviceId"], "device-abc-123");
@@ -115,6 +117,24 @@ TEST(EventEncoder, ReusedTextFollowsEveryChangeOfInstant) {
     EXPECT_EQ(j["timestamp"], format_rfc3339(times[i])) << i;
     EXPECT_EQ(j["processedAt"], format_iso_millis(e.processed_at)) << i;
   }
+}
+
+TEST(AssetEventJson, HealthDetailsAndTheQualitiesThatAreNotGood) {
+  AssetEvent e = pump_a_event();
+  e.metrics = MetricSet{{"power_input", 12.3},
+                        {"motor_temperature", 85, Quality::kBad},
+                        {"vibration", 6, Quality::kUncertain}};
+  e.health_score = 80;
+  e.health_details = {{"vibration", 6, HealthOp::kGt, 5, 20}};
+  const ordered_json j = ordered_json::parse(to_json(e));
+  ASSERT_EQ(j["healthDetails"].size(), 1u);
+  EXPECT_EQ(
+      j["healthDetails"][0],
+      ordered_json::parse(
+          R"({"metric": "vibration", "value": 6, "op": ">", "threshold": 5, "penalty": 20})"));
+  EXPECT_EQ(j["quality"],
+            ordered_json::parse(R"({"motor_temperature": "bad", "vibration": "uncertain"})"));
+  EXPECT_EQ(j["metrics"]["motor_temperature"], 85);  // carried, with its quality said
 }
 
 }  // namespace

@@ -509,5 +509,78 @@ TEST(ParseTelemetry, UnknownFieldsAreIgnored) {
   EXPECT_EQ(metrics_of(*r), (std::vector<Metric>{{"a", 1}}));
 }
 
+// `quality` (issue 21), with the message's ids, timestamp and two metrics.
+std::string with_quality(std::string_view quality_json) {
+  return fmt::format(R"({{"messageId": "m-1", "deviceId": "d-1", "organizationId": "o-1",)"
+                     R"( "timestamp": "2026-01-28T14:30:00Z", "quality": {},)"
+                     R"( "metrics": {{"temperature": 25.5, "voltage": 12}}}})",
+                     quality_json);
+}
+
+Quality quality_of(const TelemetryMessage& m, std::string_view metric) {
+  return m.metrics.find_metric(metric)->quality;
+}
+
+TEST(ParseQuality, AbsentIsGood) {
+  const auto m = parse(message());
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(quality_of(*m, "temperature"), Quality::kGood);
+  EXPECT_FALSE(m->metrics.any_not_good());
+}
+
+TEST(ParseQuality, OneValueForTheWholeMessage) {
+  const auto m = parse(with_quality(R"("uncertain")"));
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(quality_of(*m, "temperature"), Quality::kUncertain);
+  EXPECT_EQ(quality_of(*m, "voltage"), Quality::kUncertain);
+}
+
+TEST(ParseQuality, PerMetricBeforeOrAfterTheMetrics) {
+  const auto m = parse(with_quality(R"({"temperature": "bad", "nothing": "bad"})"));
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(quality_of(*m, "temperature"), Quality::kBad);
+  EXPECT_EQ(quality_of(*m, "voltage"), Quality::kGood);
+  EXPECT_EQ(m->unknown_qualities, 0);
+}
+
+TEST(ParseQuality, OpcUaNamesAndStatusCodes) {
+  for (const auto& [given, want] : std::vector<std::pair<std::string, Quality>>{
+           {R"("GOOD")", Quality::kGood},
+           {R"("GoodClamped")", Quality::kGood},
+           {R"("UncertainLastUsableValue")", Quality::kUncertain},
+           {R"("BadSensorFailure")", Quality::kBad},
+           {"0", Quality::kGood},                // Good
+           {"1083244544", Quality::kUncertain},  // 0x40910000: severity bits 01
+           {"2156724224", Quality::kBad},        // 0x808D0000: 10
+           {"3221225472", Quality::kBad}}) {     // 0xC0000000: 11
+    const auto m = parse(with_quality(given));
+    ASSERT_TRUE(m.ok()) << given;
+    EXPECT_EQ(quality_of(*m, "temperature"), want) << given;
+  }
+}
+
+TEST(ParseQuality, AnUnknownValueIsUncertainAndCounted) {
+  const auto m = parse(with_quality(R"({"temperature": "dubious", "voltage": "good"})"));
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(quality_of(*m, "temperature"), Quality::kUncertain);
+  EXPECT_EQ(m->unknown_qualities, 1);
+  const auto whole = parse(with_quality(R"("sort of")"));
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ(quality_of(*whole, "voltage"), Quality::kUncertain);
+  EXPECT_EQ(whole->unknown_qualities, 1);
+  const auto big = parse(with_quality("4294967296"));  // past 32 bits: no status code
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(big->unknown_qualities, 1);
+}
+
+TEST(ParseQuality, AFieldThatCannotBeReadIsInvalid) {
+  expect_invalid(with_quality("[1]"),
+                 "quality: must be a string, a status code or an object of them per metric");
+  expect_invalid(with_quality("true"),
+                 "quality: must be a string, a status code or an object of them per metric");
+  expect_invalid_prefix(with_quality(R"({"temperature": [1]})"),
+                        "quality: the value for \"temperature\" must be");
+}
+
 }  // namespace
 }  // namespace atw

@@ -136,6 +136,7 @@ std::string render_prometheus(const MetricsSnapshot& s, const BuildInfo& info) {
       {"asset_worker_events_published_total", s.events_published},
       {"asset_worker_assets_skipped_total", s.assets_skipped_no_metrics},
       {"asset_worker_metrics_skipped_total", s.metrics_skipped},
+      {"asset_worker_quality_unknown_total", s.quality_unknown},
       {"asset_worker_formula_missing_variable_total", s.formula_missing_variable},
       {"asset_worker_formula_non_finite_total", s.formula_non_finite},
   };

@@ -27,6 +27,11 @@ Timestamp timestamp_at(PGresult* r, int row, int col) {
   return Timestamp{std::strtoll(PQgetvalue(r, row, col), nullptr, 10)};
 }
 
+// A history row's quality as written (good where the column holds anything else).
+Quality stored_quality(std::string_view text) {
+  return parse_quality(text).value_or(Quality::kGood);
+}
+
 // `{1.5,NULL}`: a float8[] literal.
 std::string float_array(const std::vector<std::optional<double>>& values) {
   std::string out = "{";
@@ -107,7 +112,7 @@ Result<std::unordered_map<std::string, MetricSet>> PgReprocessStore::history(
   }
   const std::string sql = fmt::format(
       "SELECT h.entity_id::text, {}, h.source_device_id::text, h.metric_key::text,"
-      " h.value::float8::text FROM telemetry_history h"
+      " h.value::float8::text, coalesce(h.quality::text, '') FROM telemetry_history h"
       " JOIN unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(e, t, d)"
       " ON h.entity_id = u.e AND h.\"timestamp\" = u.t AND h.source_device_id = u.d"
       " WHERE h.value IS NOT NULL",
@@ -119,7 +124,8 @@ Result<std::unordered_map<std::string, MetricSet>> PgReprocessStore::history(
   for (int row = 0; row < PQntuples(r->get()); ++row) {
     out[history_key(PQgetvalue(r->get(), row, 0), timestamp_at(r->get(), row, 1),
                     PQgetvalue(r->get(), row, 2))]
-        .set(PQgetvalue(r->get(), row, 3), std::strtod(PQgetvalue(r->get(), row, 4), nullptr));
+        .set(PQgetvalue(r->get(), row, 3), std::strtod(PQgetvalue(r->get(), row, 4), nullptr),
+             stored_quality(PQgetvalue(r->get(), row, 5)));
   }
   return out;
 }
@@ -171,11 +177,12 @@ Result<std::optional<std::pair<Timestamp, MetricSet>>> PgReprocessStore::newest_
     devices.push_back(device);
   }
   const std::string sql = fmt::format(
-      "WITH rest AS (SELECT h.\"timestamp\", h.metric_key, h.value FROM telemetry_history h"
+      "WITH rest AS (SELECT h.\"timestamp\", h.metric_key, h.value, h.quality"
+      "  FROM telemetry_history h"
       "  WHERE h.entity_id = $1 AND h.value IS NOT NULL AND NOT EXISTS ("
       "   SELECT FROM unnest($2::timestamptz[], $3::text[]) AS x(t, d)"
       "   WHERE x.t = h.\"timestamp\" AND x.d = h.source_device_id))"
-      " SELECT {}, metric_key::text, value::float8::text FROM rest"
+      " SELECT {}, metric_key::text, value::float8::text, coalesce(quality::text, '') FROM rest"
       " WHERE \"timestamp\" = (SELECT max(\"timestamp\") FROM rest)",
       micros_of("\"timestamp\""));
   auto r = db_.exec(kType, sql.c_str(), {asset, time_array(times), text_array(devices)});
@@ -183,8 +190,8 @@ Result<std::optional<std::pair<Timestamp, MetricSet>>> PgReprocessStore::newest_
   if (PQntuples(r->get()) == 0) return std::optional<std::pair<Timestamp, MetricSet>>();
   std::pair<Timestamp, MetricSet> out{timestamp_at(r->get(), 0, 0), {}};
   for (int row = 0; row < PQntuples(r->get()); ++row) {
-    out.second.set(PQgetvalue(r->get(), row, 1),
-                   std::strtod(PQgetvalue(r->get(), row, 2), nullptr));
+    out.second.set(PQgetvalue(r->get(), row, 1), std::strtod(PQgetvalue(r->get(), row, 2), nullptr),
+                   stored_quality(PQgetvalue(r->get(), row, 3)));
   }
   return std::optional<std::pair<Timestamp, MetricSet>>(std::move(out));
 }
@@ -219,7 +226,7 @@ Status PgReprocessStore::lock(const Batch& b) {
 
 Status PgReprocessStore::write_rows(const Batch& b) {
   auto columns = [](const std::vector<HistoryChange>& rows, bool values) {
-    std::vector<std::string> assets, metrics, devices;
+    std::vector<std::string> assets, metrics, devices, qualities;
     std::vector<std::optional<Timestamp>> times;
     std::vector<std::optional<double>> v;
     for (const auto& h : rows) {
@@ -228,10 +235,14 @@ Status PgReprocessStore::write_rows(const Batch& b) {
       times.push_back(h.timestamp);
       devices.push_back(h.device_id);
       v.push_back(h.value);
+      qualities.emplace_back(quality_name(h.quality));
     }
     std::vector<std::optional<std::string>> params{text_array(assets), text_array(metrics),
                                                    time_array(times), text_array(devices)};
-    if (values) params.push_back(float_array(v));
+    if (values) {
+      params.push_back(float_array(v));
+      params.push_back(text_array(qualities));
+    }
     return params;
   };
   if (!b.removed.empty()) {
@@ -246,9 +257,9 @@ Status PgReprocessStore::write_rows(const Batch& b) {
   }
   if (!b.changed.empty()) {
     auto r = db_.exec(kType,
-                      "UPDATE telemetry_history h SET value = u.v"
+                      "UPDATE telemetry_history h SET value = u.v, quality = u.q"
                       " FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[],"
-                      "  $5::float8[]) AS u(e, k, t, d, v)"
+                      "  $5::float8[], $6::text[]) AS u(e, k, t, d, v, q)"
                       " WHERE h.entity_id = u.e AND h.metric_key = u.k AND h.\"timestamp\" = u.t"
                       " AND h.source_device_id = u.d",
                       columns(b.changed, true));
@@ -261,7 +272,7 @@ Status PgReprocessStore::write_rows(const Batch& b) {
       MessageResult m;
       m.device_id = h.device_id;
       m.timestamp = h.timestamp;
-      m.assets.push_back(AssetResult{h.asset_id, MetricSet{{h.metric, h.value}}, 0});
+      m.assets.push_back(AssetResult{h.asset_id, MetricSet{{h.metric, h.value, h.quality}}, 0, {}});
       rows.push_back(std::move(m));
     }
     std::string data;

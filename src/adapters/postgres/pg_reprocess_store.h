@@ -44,6 +44,7 @@ struct HistoryChange {
   double value = 0;
   Timestamp timestamp;
   std::string device_id;
+  Quality quality = Quality::kGood;
 };
 
 struct ScoreChange {

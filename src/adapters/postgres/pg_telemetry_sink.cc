@@ -28,7 +28,6 @@ constexpr const char* kProcessedCopy =
     "COPY processed_messages (message_id, organization_id, device_id, \"timestamp\","
     " processed_at, previous_scores, processed_by) FROM STDIN (FORMAT binary)";
 constexpr std::string_view kUniqueViolation = "23505";  // SQLSTATE
-constexpr std::string_view kQuality = "good";
 
 // PostgreSQL's binary timestamps count microseconds from 2000-01-01T00:00:00Z.
 constexpr int64_t kPgEpochMicros = 946'684'800LL * 1'000'000;
@@ -82,7 +81,7 @@ void encode_history_copy(std::span<const MessageResult> messages, const std::vec
         put_timestamptz(out, m.timestamp);
         put_timestamptz(out, received_at);
         put_text(out, m.device_id);
-        put_text(out, kQuality);
+        put_text(out, quality_name(metric.quality));
       }
     }
   }
@@ -135,7 +134,7 @@ void encode_history_copy_text(std::span<const MessageResult> messages,
         out.append(received).push_back('\t');
         put_copy_text(out, m.device_id);
         out.push_back('\t');
-        out.append(kQuality).push_back('\n');
+        out.append(quality_name(metric.quality)).push_back('\n');
       }
     }
   }
