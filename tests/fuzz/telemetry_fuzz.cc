@@ -138,7 +138,9 @@ void check_event(const AssetEvent& event) {
   const std::string text = to_json(event);
   const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   ATW_FUZZ_CHECK(j.is_object());
-  ATW_FUZZ_CHECK(j.size() == 10);
+  // The seed's ten fields, healthDetails, and quality when some metric is not good.
+  ATW_FUZZ_CHECK(j.size() == (event.metrics.any_not_good() ? 12u : 11u));
+  ATW_FUZZ_CHECK(j.at("healthDetails").is_array());
   ATW_FUZZ_CHECK(j.at("messageId").get<std::string>().size() == 36);
   ATW_FUZZ_CHECK(j.at("deviceId") == event.device_id);
   ATW_FUZZ_CHECK(j.at("organizationId") == event.organization_id);
@@ -183,7 +185,8 @@ void process(const TelemetryMessage& msg) {
         std::move(metrics),
         score,
         std::optional<double>(42.5),
-        fuzz_now()};
+        fuzz_now(),
+        {}};
     check_event(event);
   }
 }
