@@ -34,9 +34,11 @@ atw_log "fresh streams"
 build/atw-devtool delete-stream --stream BENCH_IN >/dev/null 2>&1 || true
 build/atw-devtool delete-stream --stream BENCH_OUT >/dev/null 2>&1 || true
 build/atw-devtool delete-stream --stream BENCH_DLQ >/dev/null 2>&1 || true
+build/atw-devtool delete-stream --stream BENCH_STATE >/dev/null 2>&1 || true
 build/atw-devtool ensure-stream --stream BENCH_IN --subject bench.telemetry.normalized.v1 >/dev/null
 build/atw-devtool ensure-stream --stream BENCH_OUT --subject bench.telemetry.asset.v1 >/dev/null
 build/atw-devtool ensure-stream --stream BENCH_DLQ --subject bench.telemetry.dlq >/dev/null
+build/atw-devtool ensure-stream --stream BENCH_STATE --subject bench.telemetry.asset.state.v1 >/dev/null
 
 atw_log "prefilling $BACKLOG messages"
 range_from=$(date -u -d '-600 seconds' +%Y-%m-%dT%H:%M:%SZ)  # the backlog's measurement times
@@ -62,7 +64,7 @@ ceiling_pg1() {  # $1: the run id's letter, $2: the output file
 }
 
 export INPUT_SUBJECT=bench.telemetry.normalized.v1 OUTPUT_SUBJECT=bench.telemetry.asset.v1 \
-  DLQ_SUBJECT=bench.telemetry.dlq NATS_DURABLE=bench-worker HTTP_ADDR=127.0.0.1:19090 \
+  STATE_SUBJECT=bench.telemetry.asset.state.v1 DLQ_SUBJECT=bench.telemetry.dlq NATS_DURABLE=bench-worker HTTP_ADDR=127.0.0.1:19090 \
   WORKER_ID=bench LOG_LEVEL="${BENCH_LOG_LEVEL:-warn}" BATCH_SIZE="$BATCH" DB_WRITERS="$WRITERS"
 
 proc_stats() {  # cpu seconds and peak RSS (MB) of a pid

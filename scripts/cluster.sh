@@ -208,7 +208,7 @@ redis-cli -u "$redis_base/3" FLUSHDB >/dev/null
 
 atw_log "streams at 3 replicas"
 for spec in TELEMETRY_NORMALIZED:telemetry.normalized.v1 TELEMETRY_ASSET:telemetry.asset.v1 \
-  TELEMETRY_DLQ:telemetry.dlq; do
+  TELEMETRY_ASSET_STATE:telemetry.asset.state.v1 TELEMETRY_DLQ:telemetry.dlq; do
   ok=0
   for _ in $(seq 1 50); do
     if "$BUILD/atw-devtool" ensure-stream --stream "${spec%%:*}" --subject "${spec#*:}" \
@@ -221,7 +221,7 @@ stream_json() { "$BUILD/atw-devtool" stream-info --stream "$1"; }
 stream_field() {  # stream_field STREAM PYTHON-EXPRESSION-ON-j
   stream_json "$1" | python3 -c "import json,sys; j=json.load(sys.stdin); print($2)"
 }
-for s in TELEMETRY_NORMALIZED TELEMETRY_ASSET TELEMETRY_DLQ; do
+for s in TELEMETRY_NORMALIZED TELEMETRY_ASSET TELEMETRY_ASSET_STATE TELEMETRY_DLQ; do
   echo "  $s: replicas $(stream_field "$s" 'j["config"]["num_replicas"]'), leader $(stream_field "$s" 'j["cluster"].get("leader")')"
 done
 

@@ -10,8 +10,9 @@
 --                       worker's own tables and functions, adds the link-change triggers to the
 --                       platform's tables (TRIGGER on them).
 --   asset_worker        runs `asset-worker run`: reads links and asset types, updates the score
---                       columns of assets, inserts history, reads and writes processed_messages,
---                       and runs the history maintenance function (which runs as its owner).
+--                       columns of assets, inserts history, reads and writes processed_messages
+--                       and asset_health_states, and runs the history maintenance function
+--                       (which runs as its owner).
 --   asset_worker_tools  `asset-worker formulas check|try|history` and `links invalidate`: reads
 --                       asset types and their schema versions; notifies the workers (pg_notify,
 --                       open to every role).
@@ -78,6 +79,10 @@ BEGIN
   -- (SECURITY DEFINER) so that the worker needs no right to make or drop partitions.
   IF to_regclass('processed_messages') IS NOT NULL THEN
     GRANT SELECT, INSERT ON processed_messages TO asset_worker;
+  END IF;
+  -- The health states (migration 011): read with the locked assets, then inserted or updated.
+  IF to_regclass('asset_health_states') IS NOT NULL THEN
+    GRANT SELECT, INSERT, UPDATE ON asset_health_states TO asset_worker;
   END IF;
   -- Reprocess's (migration 010).
   IF to_regclass('asset_type_schema_versions') IS NOT NULL THEN

@@ -61,6 +61,9 @@ void register_options(CLI::App& app, Config& c) {
   add("--input-subject", c.input_subject, "INPUT_SUBJECT",
       "Subject of normalized device telemetry");
   add("--output-subject", c.output_subject, "OUTPUT_SUBJECT", "Subject of asset telemetry events");
+  add("--state-subject", c.state_subject, "STATE_SUBJECT",
+      "Subject of asset health-state changes (stream TELEMETRY_ASSET_STATE where none captures "
+      "it)");
   add("--dlq-subject", c.dlq_subject, "DLQ_SUBJECT", "Subject of dead letters");
   add("--durable", c.durable, "NATS_DURABLE", "Durable consumer shared by all replicas");
   add("--stream-replicas", c.stream_replicas, "STREAM_REPLICAS",
@@ -251,6 +254,14 @@ Status finalize(Config& c) {
     auto parsed = parse_retention(*text);
     if (!parsed.ok()) return bad(fmt::format("{}: {}", setting, parsed.status().message()));
     *age = *parsed;
+  }
+  for (const std::string* subject : {&c.output_subject, &c.state_subject, &c.dlq_subject}) {
+    // What the worker publishes must never come back to it as input.
+    if (subject->empty() || *subject == c.input_subject) {
+      return bad(
+          "--output-subject, --state-subject and --dlq-subject must be set and differ"
+          " from --input-subject");
+    }
   }
   if (c.batch_size < 1 || c.batch_size > 10000) return bad("--batch-size must be 1..10000");
   if (c.live_batch_size < 1 || c.live_batch_size > 10000) {

@@ -39,6 +39,7 @@ struct Config {
   // Wire names (SPEC D1, D2)
   std::string input_subject = "telemetry.normalized.v1";
   std::string output_subject = "telemetry.asset.v1";
+  std::string state_subject = "telemetry.asset.state.v1";  // health-state changes (issue 21)
   std::string dlq_subject = "telemetry.dlq";
   std::string durable = "asset-processor-group";
   int stream_replicas = 1;

@@ -85,11 +85,17 @@ Result<NatsSetup> connect_nats(const Config& c, Logger& log, const std::atomic<b
                                               c.stream_replicas, "limits", c.output_max_age},
                                              log)
                              : input;
-    auto dlq = output.ok() ? ensure_stream(**conn,
+    auto states = output.ok()
+                      ? ensure_stream(**conn,
+                                      {"TELEMETRY_ASSET_STATE", c.state_subject, seconds(600),
+                                       c.stream_replicas, "limits", c.output_max_age},
+                                      log)
+                      : output;
+    auto dlq = states.ok() ? ensure_stream(**conn,
                                            {"TELEMETRY_DLQ", c.dlq_subject, seconds(600),
                                             c.stream_replicas, "limits", c.dlq_max_age},
                                            log)
-                           : output;
+                           : states;
     Status consumer = dlq.ok() ? ensure_consumer(**conn,
                                                  {*input, c.durable, c.input_subject, c.max_deliver,
                                                   seconds(c.ack_wait_s), c.max_ack_pending},
@@ -189,6 +195,7 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
 
   ProcessorSettings ps;
   ps.event_subject = c.output_subject;
+  ps.state_subject = c.state_subject;
   ps.dlq_subject = c.dlq_subject;
   ps.limits = c.limits();
   ps.keepalive = milliseconds(c.ack_wait_s * 1000 / 3);

@@ -10,6 +10,8 @@
 #include <optional>
 #include <utility>
 
+#include "domain/health_state.h"
+
 namespace atw {
 
 namespace {
@@ -167,6 +169,7 @@ std::shared_ptr<AssetTypeModel> AssetTypeModel::compile(std::string asset_type_i
   std::shared_ptr<AssetTypeModel> model(new AssetTypeModel());
   model->asset_type_id_ = std::move(asset_type_id);
   model->health_rules_ = default_health_rules();
+  model->health_states_ = std::make_shared<const HealthStatePolicy>(HealthStatePolicy::standard());
   auto problem = [&](std::string where, std::string what) {
     model->problems_.push_back(SchemaProblem{std::move(where), std::move(what)});
   };
@@ -308,6 +311,14 @@ std::shared_ptr<AssetTypeModel> AssetTypeModel::compile(std::string asset_type_i
       problem("quality_policy",
               "not \"good_and_uncertain\" (the default) or \"good_only\"; the default applies");
     }
+  }
+  if (auto it = schema.find("health_states"); it != schema.end()) {
+    HealthStatesParse states =
+        parse_health_states(it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    for (auto& p : states.problems) model->problems_.push_back(std::move(p));
+    model->health_states_ =
+        states.policy ? std::make_shared<const HealthStatePolicy>(std::move(*states.policy))
+                      : nullptr;
   }
   return model;
 }

@@ -14,6 +14,8 @@
 
 namespace atw {
 
+struct HealthStatePolicy;  // domain/health_state.h
+
 struct SchemaProblem {
   std::string where;    // e.g. "derived_metrics[1] (power_consumption)" or "health_rules[0]"
   std::string problem;  // e.g. "Unexpected token \"*\" found at position 4."
@@ -88,6 +90,8 @@ class AssetTypeModel {
   }
   double health(const MetricSet& metrics) const { return health_explained(metrics).score; }
   QualityPolicy quality_policy() const { return policy_; }
+  // telemetry_schema.health_states (the standard states when absent); null when turned off.
+  const std::shared_ptr<const HealthStatePolicy>& health_states() const { return health_states_; }
 
   const std::string& asset_type_id() const { return asset_type_id_; }
   const std::vector<SchemaProblem>& problems() const { return problems_; }
@@ -101,6 +105,7 @@ class AssetTypeModel {
   std::vector<std::unique_ptr<Formula>> formulas_;
   std::vector<HealthRule> health_rules_;
   QualityPolicy policy_;
+  std::shared_ptr<const HealthStatePolicy> health_states_;
   std::vector<SchemaProblem> problems_;
 };
 

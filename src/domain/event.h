@@ -1,6 +1,7 @@
 #pragma once
 // The asset telemetry event (seed step 7, SPEC D13) and the history rows (seed step 6b).
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -62,5 +63,30 @@ class EventEncoder {
 
 // One event's JSON (an EventEncoder's, for a single event).
 std::string to_json(const AssetEvent& event);
+
+// A change of an asset's health state (issue 21; domain/health_state.h), as published on the
+// state subject.
+struct StateChange {
+  std::string asset_id;
+  std::string organization_id;
+  std::string device_id;  // the message that made it
+  std::string message_id;
+  std::string from;
+  std::string to;
+  double score = 0;
+  Timestamp at;                      // the message's measurement time
+  int64_t sequence = 0;              // the asset's state changes so far, this one included
+  std::vector<HealthDetail> reason;  // the rules that took points
+};
+
+// UUID v5 in the event namespace of `{organizationId}\n{deviceId}\n{messageId}\n{assetId}\nstate`:
+// one message changes an asset's state at most once, so a change always has the same id, and a
+// republished one is dropped by the stream's duplicate window (and by consumers that keep ids).
+std::string state_change_id(const StateChange& change);
+
+// {"id", "assetId", "organizationId", "from", "to", "score", "at", "sequence", "reason": [{metric,
+// value, op, threshold, penalty}], "deviceId", "messageId", "processorVersion"}. No processing
+// time: the same change always has the same text.
+std::string to_json(const StateChange& change);
 
 }  // namespace atw

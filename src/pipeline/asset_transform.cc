@@ -52,7 +52,7 @@ std::vector<AssetResult> transform_message(const TelemetryMessage& message, cons
     type.derive(s.metrics, counts.derivation);
     HealthResult health = type.health_explained(s.metrics);
     out.push_back(AssetResult{s.first_link->asset_id, std::move(s.metrics), health.score,
-                              std::move(health.details)});
+                              std::move(health.details), type.health_states()});
   }
   return out;
 }

@@ -264,6 +264,11 @@ void BatchProcessor::send_events(InFlight& f) {
           OutboundMessage{settings_.event_subject, std::move(ev.message_id), std::move(payload)});
       f.event_owner.push_back(&item);
     }
+    // Its state changes after its events, in the order it made them.
+    for (const auto& change : o.state_events) {
+      f.events.push_back(OutboundMessage{settings_.state_subject, change.id, change.payload});
+      f.event_owner.push_back(&item);
+    }
   }
   d_.metrics.add_duplicates(duplicates);
   if (!f.events.empty()) f.acks = d_.publisher.publish_async(f.events);
@@ -290,8 +295,10 @@ void BatchProcessor::await_events(InFlight& f) {
     item->fate = Fate::kAck;
     const MessageResult& r = f.results[static_cast<size_t>(item->result)];
     item->events = r.assets.size();
-    if (!f.outcomes[static_cast<size_t>(item->result)].duplicate) {
+    const WriteOutcome& o = f.outcomes[static_cast<size_t>(item->result)];
+    if (!o.duplicate) {
       for (const auto& a : r.assets) item->rows += a.metrics.size();
+      for (const auto& change : o.state_events) d_.metrics.add_state_change(change.to);
     }
   }
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <future>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -138,6 +139,8 @@ struct AssetResult {
   MetricSet metrics;  // each with its quality
   double health_score = 0;
   std::vector<HealthDetail> health_details;  // the rules that took points
+  // The asset type's health states (domain/health_state.h); null: the type keeps none.
+  std::shared_ptr<const HealthStatePolicy> health_states;
 };
 
 // What one message produced, ready to be written.
@@ -155,6 +158,15 @@ struct WriteOutcome {
   // The asset's score before this message, per entry of MessageResult::assets (nullopt: none).
   // For a duplicate, the values recorded when it was first written.
   std::vector<std::optional<double>> previous_scores;
+  // The health-state changes this message made (issue 21), ready to publish; for a duplicate,
+  // the ones recorded when it was first written, so that a change whose event was lost is
+  // published now, and one that was published is dropped by its id.
+  struct StateEvent {
+    std::string id;
+    std::string to;  // the state entered
+    std::string payload;
+  };
+  std::vector<StateEvent> state_events;
 };
 
 // Writes the history rows and scores of many messages in one transaction (SPEC D11, D12).

@@ -3,11 +3,14 @@
 #include <algorithm>
 
 #include "common/error_types.h"
+#include "domain/health_state.h"
 
 namespace atw {
 
 WorkerMetrics::WorkerMetrics() {
   for (std::string_view type : error_type::kAll) s_.errors.emplace(type, 0);
+  // The standard states start at 0, so that a rate over them exists before the first change.
+  for (const auto& level : HealthStatePolicy::standard().levels) s_.state_changes[level.name] = 0;
 }
 
 void WorkerMetrics::add_processed(uint64_t n, uint64_t history_rows, uint64_t events) {
@@ -35,6 +38,13 @@ void WorkerMetrics::add_dead_lettered(uint64_t n) {
 void WorkerMetrics::add_quality_unknown(uint64_t n) {
   std::lock_guard lock(mu_);
   s_.quality_unknown += n;
+}
+
+void WorkerMetrics::add_state_change(std::string_view to) {
+  std::lock_guard lock(mu_);
+  auto it = s_.state_changes.find(to);
+  if (it == s_.state_changes.end()) it = s_.state_changes.emplace(to, 0).first;
+  ++it->second;
 }
 
 void WorkerMetrics::add_transform_counts(uint64_t assets_skipped, uint64_t metrics_skipped,

@@ -38,6 +38,7 @@ struct MetricsSnapshot {
   uint64_t assets_skipped_no_metrics = 0;
   uint64_t metrics_skipped = 0;
   uint64_t quality_unknown = 0;  // quality values not understood (read as uncertain)
+  std::map<std::string, uint64_t, std::less<>> state_changes;  // by the state entered
   uint64_t formula_missing_variable = 0;
   uint64_t formula_non_finite = 0;
   std::map<std::string, uint64_t, std::less<>> errors;    // by type
@@ -72,6 +73,7 @@ class WorkerMetrics {
   void add_duplicates(uint64_t n);
   void add_dead_lettered(uint64_t n);
   void add_quality_unknown(uint64_t n);
+  void add_state_change(std::string_view to);
   void add_transform_counts(uint64_t assets_skipped, uint64_t metrics_skipped,
                             uint64_t missing_variable, uint64_t non_finite);
   void add_error(std::string_view type, uint64_t n = 1);

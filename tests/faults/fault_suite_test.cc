@@ -555,11 +555,23 @@ TEST_F(FaultSuite, TheTallySeesLossAndDuplicates) {
   for (const auto& st : (*publisher)->publish(forged)) ASSERT_TRUE(st.ok()) << st.to_string();
   // 5: a score moved back.
   sql.exec("UPDATE assets SET health_score = 1 WHERE id = $1", {plants[0].pump_b});
+  // 6: the first state change gone from the state subject (lost); 7: the last one there twice
+  // (duplicated). Pump B's vibration makes it warning for a while.
+  const auto changes = s.state_changes();
+  ASSERT_GE(changes.size(), 2u);
+  auto removed =
+      s.nats().api("$JS.API.STREAM.MSG.DELETE." + s.state_stream(), json{{"seq", 1}}.dump());
+  ASSERT_TRUE(removed.ok() && json::parse(*removed).value("success", false));
+  for (const auto& st : (*publisher)
+                            ->publish(std::vector<OutboundMessage>{
+                                {s.state_subject(), "", changes.back().dump()}})) {
+    ASSERT_TRUE(st.ok()) << st.to_string();
+  }
 
   const Tally t = account(s, ledger);
   EXPECT_EQ(t.sent, 20u);
-  EXPECT_EQ(t.lost, 3u);
-  EXPECT_EQ(t.duplicated, 2u);
+  EXPECT_EQ(t.lost, 4u);
+  EXPECT_EQ(t.duplicated, 3u);
   EXPECT_EQ(t.processed, 17u);
   std::string all_problems;
   for (const auto& p : t.problems) all_problems += p + "\n";
@@ -567,6 +579,14 @@ TEST_F(FaultSuite, TheTallySeesLossAndDuplicates) {
     EXPECT_NE(all_problems.find(m(k).label), std::string::npos) << k << ":\n" << all_problems;
   }
   EXPECT_NE(all_problems.find(plants[0].pump_b + ": score 1"), std::string::npos) << all_problems;
+  EXPECT_NE(
+      all_problems.find(changes.front()["assetId"].get<std::string>() + ": state change 1 missing"),
+      std::string::npos)
+      << all_problems;
+  EXPECT_NE(
+      all_problems.find(changes.back()["assetId"].get<std::string>() + ": state change twice"),
+      std::string::npos)
+      << all_problems;
   recorded_ = true;  // not a fault scenario: no row in the table
 }
 

@@ -11,6 +11,7 @@
 #include "adapters/nats/stream_reader.h"
 #include "adapters/postgres/pg_connection.h"
 #include "domain/event.h"
+#include "domain/health_state.h"
 #include "domain/timestamp.h"
 
 namespace atw::testing {
@@ -36,6 +37,102 @@ struct Seen {
   bool processed_row = false;
   std::map<uint64_t, int> dead_letters;  // input stream sequence -> records
 };
+
+// See account(), step 5. `assets`: the assets of the processed messages.
+void account_state_changes(Scenario& s, const std::vector<SentMessage>& messages,
+                           const std::map<std::string, std::pair<int64_t, double>>& assets,
+                           Tally& t) {
+  // (message id, asset) -> the message's expected score and time.
+  std::map<std::pair<std::string, std::string>, std::pair<double, int64_t>> scores;
+  for (const auto& m : messages) {
+    if (m.expect != SentMessage::Expect::kProcessed || m.copies == 0) continue;
+    for (const auto& a : m.assets) {
+      scores[{m.message_id, a.asset_id}] = {a.health_score, m.timestamp_s};
+    }
+  }
+  std::map<std::string, std::vector<json>> chains;
+  for (auto& e : s.state_changes()) {
+    const std::string asset = e.value("assetId", "");
+    if (!assets.contains(asset)) {
+      t.problems.push_back("state change of an asset not sent here: " + e.dump().substr(0, 300));
+      continue;
+    }
+    chains[asset].push_back(std::move(e));
+  }
+  const auto policy = HealthStatePolicy::standard();
+  std::map<std::string, std::pair<std::string, int64_t>> table;  // asset -> (state, changes)
+  {
+    std::vector<std::string_view> ids;
+    for (const auto& [a, _] : assets) ids.push_back(a);
+    Sql sql(s.urls().database);
+    for (const auto& row : sql.query("SELECT asset_id, state, changes FROM asset_health_states"
+                                     " WHERE asset_id = ANY($1::text[])",
+                                     {pg_text_array(ids)})) {
+      table[*row[0]] = {*row[1], std::stoll(*row[2])};
+    }
+  }
+  for (const auto& [asset, _] : assets) {
+    auto& chain = chains[asset];
+    std::sort(chain.begin(), chain.end(), [](const json& a, const json& b) {
+      return a.value("sequence", 0) < b.value("sequence", 0);
+    });
+    std::string state = policy.levels.front().name;
+    int64_t expected_sequence = 1;
+    std::string last_at;
+    std::set<std::string> ids;
+    for (const json& e : chain) {
+      const std::string text = e.dump().substr(0, 300);
+      if (!ids.insert(e.value("id", "")).second) {
+        ++t.duplicated;
+        t.problems.push_back(fmt::format("{}: state change twice: {}", asset, text));
+        continue;
+      }
+      const int64_t sequence = e.value("sequence", int64_t{0});
+      if (sequence != expected_sequence) {
+        ++t.lost;
+        t.problems.push_back(fmt::format("{}: state change {} missing (next seen: {})", asset,
+                                         expected_sequence, text));
+      }
+      expected_sequence = sequence + 1;
+      const std::string from = e.value("from", ""), to = e.value("to", "");
+      if (from != state)
+        t.problems.push_back(fmt::format("{}: from {}, was {}: {}", asset, from, state, text));
+      const auto made_by = scores.find({e.value("messageId", ""), asset});
+      const auto level = policy.level_named(to), was = policy.level_named(from);
+      if (made_by == scores.end() || !level || !was) {
+        t.problems.push_back(
+            fmt::format("{}: state change of no message sent here: {}", asset, text));
+      } else {
+        const double score = made_by->second.first;
+        const bool where = *level > *was ? policy.level_for(score) == *level
+                                         : policy.level_for(score - policy.hysteresis) == *level;
+        if (!e.contains("score") || !same_value(e["score"].get<double>(), score) || !where ||
+            e.value("at", "") != format_rfc3339(Timestamp::from_seconds(made_by->second.second))) {
+          t.problems.push_back(fmt::format(
+              "{}: state change not as its message says (score {}): {}", asset, score, text));
+        }
+      }
+      if (e.value("at", "") < last_at) {
+        t.problems.push_back(fmt::format("{}: state moved back in time: {}", asset, text));
+      }
+      last_at = e.value("at", "");
+      state = to;
+    }
+    const int64_t changes = expected_sequence - 1;
+    const auto row = table.find(asset);
+    if (row == table.end()) {
+      t.problems.push_back(fmt::format("{}: no row in asset_health_states", asset));
+    } else if (row->second.second > changes) {
+      t.lost += static_cast<uint64_t>(row->second.second - changes);
+      t.problems.push_back(fmt::format("{}: {} state changes made, {} published", asset,
+                                       row->second.second, changes));
+    } else if (row->second != std::pair(state, changes)) {
+      t.problems.push_back(fmt::format("{}: table says {} after {} changes, the stream {} after {}",
+                                       asset, row->second.first, row->second.second, state,
+                                       changes));
+    }
+  }
+}
 
 }  // namespace
 
@@ -334,7 +431,14 @@ Tally account(Scenario& s, const MessageLedger& ledger) {
     }
   }
 
-  // 5. The verdict per message.
+  // 5. Health states (issue 21): per asset, the changes on the state subject form one unbroken
+  // chain (sequence 1, 2, 3..., each from where the last one went, starting at good), none
+  // twice, each made by a message sent here with that message's score and going where the
+  // standard states say that score goes, in measurement order; and the table's state is where
+  // the chain ends, after as many changes.
+  if (!newest.empty()) account_state_changes(s, messages, newest, t);
+
+  // 6. The verdict per message.
   for (size_t i = 0; i < messages.size(); ++i) {
     const SentMessage& m = messages[i];
     const Seen& v = seen[i];

@@ -426,7 +426,16 @@ TEST(Security, EachNatsPermissionTakenAwayIsNamed) {
     const size_t dead_before = check_dlq ? dlq_count() : 0;
     if (!worker) worker = std::make_unique<WorkerProcess>(env);
     if (!creates) {
-      publish_good();
+      if (subject == "telemetry.asset.state.v1") {
+        // A hot motor: Pump A's score falls from 100 to 70, a change of state (good to warning).
+        s.publish_one(
+            Scenario::message(p, s.name(fmt::format("m{}", good)),
+                              format_rfc3339(Timestamp::from_seconds(1769610600 + good)),
+                              {{"temperature", 95}, {"voltage", 12.3}, {"current", 2.5}}));
+        ++good;
+      } else {
+        publish_good();
+      }
       if (subject == "telemetry.dlq") s.publish(std::vector<std::string>{"{not json"});
       if (needs_advisory) {
         // An advisory as the server sends it when a message exhausts its deliveries.
@@ -532,6 +541,11 @@ TEST(Security, EachPostgresPrivilegeTakenAwayIsNamed) {
       {"INSERT ON processed_messages", "permission denied for table processed_messages", true},
       {"SELECT ON processed_messages", "permission denied for table processed_messages", true,
        true},
+      // A fresh plant's assets have no state yet: read, then inserted by an upsert (which needs
+      // UPDATE as well, whether or not a row is there).
+      {"SELECT ON asset_health_states", "permission denied for table asset_health_states", true},
+      {"INSERT ON asset_health_states", "permission denied for table asset_health_states", true},
+      {"UPDATE ON asset_health_states", "permission denied for table asset_health_states", true},
       {"EXECUTE ON FUNCTION telemetry_history_maintain(integer, integer, date)",
        "permission denied for function telemetry_history_maintain", false},
   };

@@ -20,9 +20,11 @@
 #include <vector>
 
 #include "common/status.h"
+#include "domain/health_state.h"
 #include "domain/links.h"
 #include "domain/score_ledger.h"
 #include "pipeline/ports.h"
+#include "pipeline/state_events.h"
 
 namespace atw {
 
@@ -355,15 +357,22 @@ class FakeSink final : public TelemetrySink {
       fresh[i] = !repeat && !processed.contains(identity(messages[i]));
     }
     ScoreLedger ledger;
+    HealthStateLedger state_ledger;
     for (size_t i = 0; i < messages.size(); ++i) {
       if (!fresh[i]) continue;
       for (const auto& a : messages[i].assets) {
         auto it = assets.find(a.asset_id);
+        std::optional<Timestamp> last_measured;
         if (it != assets.end()) {
           ledger.load(a.asset_id, StoredScore{it->second.health_score, it->second.updated_at});
+          last_measured = it->second.updated_at;
         }
+        auto st = states.find(a.asset_id);
+        state_ledger.load(a.asset_id, st != states.end() ? std::optional(st->second) : std::nullopt,
+                          last_measured);
       }
     }
+    std::map<std::string, std::string> recorded_changes;
     std::map<std::string, std::map<std::string, std::optional<double>>> recorded;
     std::vector<HistoryRow> rows;
     for (size_t i = 0; i < messages.size(); ++i) {
@@ -374,16 +383,24 @@ class FakeSink final : public TelemetrySink {
           auto p = ledger.apply(a.asset_id, a.health_score, m.timestamp);
           outcomes[i].previous_scores.push_back(p);
           prev[a.asset_id] = p;
+          if (a.health_states) {
+            auto t = state_ledger.apply(a.asset_id, m.organization_id, *a.health_states,
+                                        a.health_score, m.timestamp);
+            if (t) outcomes[i].state_events.push_back(state_event_of(m, a, *t));
+          }
           for (const Metric& metric : a.metrics) {
             rows.push_back(HistoryRow{a.asset_id, metric.name, metric.value, m.timestamp,
                                       received_at, m.device_id, m.message_id});
           }
         }
+        recorded_changes[identity(m)] = record_state_events(outcomes[i].state_events);
         continue;
       }
       outcomes[i].duplicate = true;
       auto it = processed.find(identity(m));
       const auto& prev = it != processed.end() ? it->second : recorded[identity(m)];
+      outcomes[i].state_events = recorded_state_events(
+          it != processed.end() ? state_records[identity(m)] : recorded_changes[identity(m)]);
       for (const auto& a : m.assets) {
         auto p = prev.find(a.asset_id);
         outcomes[i].previous_scores.push_back(p != prev.end() ? p->second : std::nullopt);
@@ -392,6 +409,8 @@ class FakeSink final : public TelemetrySink {
 
     // Commit.
     for (auto& [id, prev] : recorded) processed.emplace(id, std::move(prev));
+    for (auto& [id, record] : recorded_changes) state_records.emplace(id, std::move(record));
+    for (const auto& row : state_ledger.changed()) states[row.asset_id] = row.state;
     history.insert(history.end(), rows.begin(), rows.end());
     for (const auto& c : ledger.changes()) {
       assets[c.asset_id] = AssetRow{c.score, c.at};
@@ -415,10 +434,12 @@ class FakeSink final : public TelemetrySink {
   // identity() -> (asset id -> score before the message), as first written.
   std::map<std::string, std::map<std::string, std::optional<double>>> processed;
   std::vector<HistoryRow> history;
-  std::map<std::string, AssetRow> assets;  // preset to give assets a stored score
-  FailureScript failures;                  // whole writes that fail before touching anything
-  std::map<std::string, Status> poison;    // any batch containing this message id fails
-  std::function<void()> on_write;          // runs at the start of every write (e.g. to take time)
+  std::map<std::string, std::string> state_records;  // identity() -> its state changes' record
+  std::map<std::string, AssetHealthState> states;    // each asset's health state
+  std::map<std::string, AssetRow> assets;            // preset to give assets a stored score
+  FailureScript failures;                // whole writes that fail before touching anything
+  std::map<std::string, Status> poison;  // any batch containing this message id fails
+  std::function<void()> on_write;        // runs at the start of every write (e.g. to take time)
   int write_calls = 0;
   int score_updates = 0;
   std::vector<size_t> batch_sizes;  // per write call

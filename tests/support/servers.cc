@@ -227,17 +227,21 @@ Scenario::Scenario(ServerUrls urls, bool default_names) : id_(random_id()), urls
   if (default_names) {
     input_subject_ = "telemetry.normalized.v1";
     output_subject_ = "telemetry.asset.v1";
+    state_subject_ = "telemetry.asset.state.v1";
     dlq_subject_ = "telemetry.dlq";
     input_stream_ = "TELEMETRY_NORMALIZED";
     output_stream_ = "TELEMETRY_ASSET";
+    state_stream_ = "TELEMETRY_ASSET_STATE";
     dlq_stream_ = "TELEMETRY_DLQ";
     durable_ = "asset-processor-group";
   } else {
     input_subject_ = fmt::format("t{}.telemetry.normalized.v1", id_);
     output_subject_ = fmt::format("t{}.telemetry.asset.v1", id_);
+    state_subject_ = fmt::format("t{}.telemetry.asset.state.v1", id_);
     dlq_subject_ = fmt::format("t{}.telemetry.dlq", id_);
     input_stream_ = fmt::format("IN_{}", id_);
     output_stream_ = fmt::format("OUT_{}", id_);
+    state_stream_ = fmt::format("STATE_{}", id_);
     dlq_stream_ = fmt::format("DLQ_{}", id_);
     durable_ = fmt::format("dur-{}", id_);
   }
@@ -254,7 +258,7 @@ Scenario::Scenario(ServerUrls urls, bool default_names) : id_(random_id()), urls
   nats_ = std::move(nc).value();
   for (const auto& [stream, subject] :
        {std::pair{input_stream_, input_subject_}, std::pair{output_stream_, output_subject_},
-        std::pair{dlq_stream_, dlq_subject_}}) {
+        std::pair{state_stream_, state_subject_}, std::pair{dlq_stream_, dlq_subject_}}) {
     auto r = ensure_stream(*nats_, {stream, subject}, log_);
     if (!r.ok())
       ADD_FAILURE() << "cannot create stream " << stream << ": " << r.status().to_string();
@@ -267,7 +271,7 @@ Scenario::~Scenario() {
   if (!nats_) return;
   // The worker's advisory stream for this scenario's consumer goes too (see run_worker.cc).
   const std::string advisories = input_stream_ + "_" + durable_ + "_MAX_DELIVERIES";
-  for (const auto& s : {input_stream_, output_stream_, dlq_stream_, advisories}) {
+  for (const auto& s : {input_stream_, output_stream_, state_stream_, dlq_stream_, advisories}) {
     (void)nats_->api("$JS.API.STREAM.DELETE." + s, "");
   }
 }
@@ -341,6 +345,7 @@ std::map<std::string, std::string> Scenario::worker_env(bool with_redis) const {
       {"DATABASE_URL", urls_.database},
       {"INPUT_SUBJECT", input_subject_},
       {"OUTPUT_SUBJECT", output_subject_},
+      {"STATE_SUBJECT", state_subject_},
       {"DLQ_SUBJECT", dlq_subject_},
       {"NATS_DURABLE", durable_},
       {"WORKER_ID", "test-" + id_},
@@ -415,6 +420,12 @@ std::vector<nlohmann::json> Scenario::events_of(const std::string& asset) {
 std::vector<nlohmann::json> Scenario::events() {
   std::vector<nlohmann::json> out;
   for (const auto& m : stream(output_stream_)) out.push_back(nlohmann::json::parse(m.data));
+  return out;
+}
+
+std::vector<nlohmann::json> Scenario::state_changes() {
+  std::vector<nlohmann::json> out;
+  for (const auto& m : stream(state_stream_)) out.push_back(nlohmann::json::parse(m.data));
   return out;
 }
 

@@ -102,6 +102,8 @@ class Scenario {
   const std::string& input_stream() const { return input_stream_; }
   const std::string& durable() const { return durable_; }
   const std::string& output_subject() const { return output_subject_; }
+  const std::string& state_subject() const { return state_subject_; }
+  const std::string& state_stream() const { return state_stream_; }
   const std::string& dlq_subject() const { return dlq_subject_; }
   const ServerUrls& urls() const { return urls_; }
 
@@ -144,7 +146,8 @@ class Scenario {
   std::vector<StoredMessage> stream(const std::string& stream_name);
   std::vector<nlohmann::json> events();                             // the output stream's payloads
   std::vector<nlohmann::json> events_of(const std::string& asset);  // those of one asset
-  std::vector<nlohmann::json> dead_letters();                       // the DLQ stream's payloads
+  std::vector<nlohmann::json> state_changes();  // the state stream's payloads (issue 21)
+  std::vector<nlohmann::json> dead_letters();   // the DLQ stream's payloads
   // Consumer state: {"num_ack_pending", "num_pending", "ack_floor_stream_seq", ...}.
   nlohmann::json consumer_info();
   // Waits until the consumer has acked everything published (ack floor = last input sequence
@@ -156,8 +159,8 @@ class Scenario {
 
  private:
   std::string id_;
-  std::string input_subject_, output_subject_, dlq_subject_;
-  std::string input_stream_, output_stream_, dlq_stream_, durable_;
+  std::string input_subject_, output_subject_, state_subject_, dlq_subject_;
+  std::string input_stream_, output_stream_, state_stream_, dlq_stream_, durable_;
   ServerUrls urls_;
   Logger log_{LogLevel::kError};
   std::unique_ptr<Sql> sql_;

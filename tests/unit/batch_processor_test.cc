@@ -606,6 +606,79 @@ TEST_F(BatchProcessorTest, DuplicateMessageIdWritesOnceAndRepublishesTheSameEven
   EXPECT_EQ(metrics.snapshot().messages_duplicate, 2u);
 }
 
+// Health states (issue 21): a change is published once on the state subject, after the events
+// of its message; a redelivery republishes the recorded change under the same id (the stream
+// drops the copy) and counts nothing; a late message moves no state.
+TEST_F(BatchProcessorTest, StateChangesArePublishedOnceInMeasurementOrder) {
+  const std::string kStates = settings.state_subject;
+  auto states = [&] {
+    std::vector<json> out;
+    for (const auto& m : publisher.on(kStates)) out.push_back(json::parse(m.payload));
+    return out;
+  };
+  // 14:30: a hot motor, both pumps' score 70: good to warning, each.
+  const std::string hot = message("m-hot", R"({"temperature":85,"voltage":12.3,"current":2.5})",
+                                  "2026-01-28T14:30:00Z");
+  source.push(hot);
+  run_batch();
+  auto published = states();
+  ASSERT_EQ(published.size(), 2u);
+  for (const auto& e : published) {
+    EXPECT_EQ(e["from"], "good");
+    EXPECT_EQ(e["to"], "warning");
+    EXPECT_EQ(e["score"], 70);
+    EXPECT_EQ(e["at"], "2026-01-28T14:30:00Z");
+    EXPECT_EQ(e["sequence"], 1);
+    EXPECT_EQ(e["organizationId"], "org-xyz-789");
+    EXPECT_EQ(e["reason"][0]["metric"], "motor_temperature");
+  }
+  // The state changes go after their message's events.
+  ASSERT_EQ(publisher.attempts.size(), 4u);
+  EXPECT_EQ(publisher.attempts[2].subject, kStates);
+  EXPECT_EQ(metrics.snapshot().state_changes.at("warning"), 2u);
+
+  // Redelivered: the same changes again, under the same ids; nothing new, nothing counted.
+  source.push(hot);
+  run_batch();
+  EXPECT_EQ(states().size(), 2u);
+  ASSERT_EQ(publisher.attempts.size(), 8u);
+  EXPECT_EQ(publisher.attempts[6].subject, kStates);
+  EXPECT_EQ(publisher.attempts[6].msg_id, publisher.attempts[2].msg_id);
+  EXPECT_EQ(publisher.attempts[6].payload, publisher.attempts[2].payload);
+  EXPECT_EQ(metrics.snapshot().state_changes.at("warning"), 2u);
+
+  // 14:20, late: a cool motor (100) that would take the pumps back to good, were it not older.
+  source.push(message("m-late", kSeedMetrics, "2026-01-28T14:20:00Z"));
+  run_batch();
+  EXPECT_EQ(states().size(), 2u);
+  // 14:30:30: cool again, and newer: back to good.
+  source.push(message("m-cool", kSeedMetrics, "2026-01-28T14:30:30Z"));
+  run_batch();
+  published = states();
+  ASSERT_EQ(published.size(), 4u);
+  EXPECT_EQ(published[2]["from"], "warning");
+  EXPECT_EQ(published[2]["to"], "good");
+  EXPECT_EQ(published[2]["sequence"], 2);
+  EXPECT_EQ(published[2]["reason"], json::array());
+  EXPECT_EQ(metrics.snapshot().state_changes.at("good"), 2u);
+}
+
+// A state change whose event could not be published: the message is redelivered, its change
+// is already committed, and the redelivery publishes it (nothing lost).
+TEST_F(BatchProcessorTest, AStateChangeWhoseEventWasLostIsPublishedByTheRedelivery) {
+  publisher.refuse_subject[settings.state_subject] =
+      Status::retryable("publish_failed", "no stream answered");
+  source.push(message("m-hot", R"({"temperature":85,"voltage":12.3,"current":2.5})"));
+  run_batch();
+  EXPECT_EQ(source.settlement("t1"), "nak");
+  EXPECT_TRUE(publisher.on(settings.state_subject).empty());
+  publisher.refuse_subject.clear();
+  source.push(message("m-hot", R"({"temperature":85,"voltage":12.3,"current":2.5})"));
+  run_batch();
+  EXPECT_EQ(source.settlement("t2"), "ack");
+  EXPECT_EQ(publisher.on(settings.state_subject).size(), 2u);
+}
+
 TEST_F(BatchProcessorTest, OlderMessageAfterNewerKeepsTheScoreButLandsInHistory) {
   // 14:30: motor at 85 degrees, score 70.
   source.push(message("m-new", R"({"temperature":85,"voltage":12.3,"current":2.5})",

@@ -11,13 +11,14 @@ auto all = [](const std::string&) { return true; };
 
 TEST(CorrectMessage, NothingWhenRowsAndScoreAreTheSame) {
   const std::vector<WrittenPair> before = {{"a", {{"t", 70}, {"p", 30}}, 90.0}};
-  const std::vector<AssetResult> after = {{"a", {{"p", 30}, {"t", 70}}, 90, {}}};
+  const std::vector<AssetResult> after = {{"a", {{"p", 30}, {"t", 70}}, 90, {}, nullptr}};
   EXPECT_TRUE(correct_message(before, after, all).empty());
 }
 
 TEST(CorrectMessage, RowsAddedRemovedAndChangedAndTheScoreBeforeAndAfter) {
   const std::vector<WrittenPair> before = {{"a", {{"t", 70}, {"p", 30}, {"old", 1}}, 90.0}};
-  const std::vector<AssetResult> after = {{"a", {{"t", 70}, {"p", 60}, {"new", 2}}, 80, {}}};
+  const std::vector<AssetResult> after = {
+      {"a", {{"t", 70}, {"p", 60}, {"new", 2}}, 80, {}, nullptr}};
   const auto c = correct_message(before, after, all);
   ASSERT_EQ(c.size(), 1u);
   EXPECT_EQ(c[0].asset_id, "a");
@@ -32,7 +33,7 @@ TEST(CorrectMessage, RowsAddedRemovedAndChangedAndTheScoreBeforeAndAfter) {
 
 TEST(CorrectMessage, AScoreAloneChangedIsACorrectionWithoutRows) {
   const std::vector<WrittenPair> before = {{"a", {{"t", 70}}, 100.0}};
-  const std::vector<AssetResult> after = {{"a", {{"t", 70}}, 75, {}}};
+  const std::vector<AssetResult> after = {{"a", {{"t", 70}}, 75, {}, nullptr}};
   const auto c = correct_message(before, after, all);
   ASSERT_EQ(c.size(), 1u);
   EXPECT_FALSE(c[0].rows_differ());
@@ -41,7 +42,7 @@ TEST(CorrectMessage, AScoreAloneChangedIsACorrectionWithoutRows) {
 
 TEST(CorrectMessage, AnAssetNoLongerServedLosesItsRowsAndANewOneGetsThem) {
   const std::vector<WrittenPair> before = {{"b", {{"t", 70}}, 100.0}};
-  const std::vector<AssetResult> after = {{"c", {{"t", 70}}, 100, {}}};
+  const std::vector<AssetResult> after = {{"c", {{"t", 70}}, 100, {}, nullptr}};
   const auto c = correct_message(before, after, all);
   ASSERT_EQ(c.size(), 2u);
   EXPECT_EQ(c[0].asset_id, "c");
@@ -55,7 +56,8 @@ TEST(CorrectMessage, AnAssetNoLongerServedLosesItsRowsAndANewOneGetsThem) {
 
 TEST(CorrectMessage, OnlyTheSelectedAssets) {
   const std::vector<WrittenPair> before = {{"a", {{"t", 1}}, 100.0}, {"b", {{"t", 1}}, 100.0}};
-  const std::vector<AssetResult> after = {{"a", {{"t", 2}}, 100, {}}, {"b", {{"t", 2}}, 100, {}}};
+  const std::vector<AssetResult> after = {{"a", {{"t", 2}}, 100, {}, nullptr},
+                                          {"b", {{"t", 2}}, 100, {}, nullptr}};
   const auto c = correct_message(before, after, [](const std::string& a) { return a == "b"; });
   ASSERT_EQ(c.size(), 1u);
   EXPECT_EQ(c[0].asset_id, "b");

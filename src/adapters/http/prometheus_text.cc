@@ -114,6 +114,12 @@ std::string render_prometheus(const MetricsSnapshot& s, const BuildInfo& info) {
     out += fmt::format("asset_worker_errors_total{{type=\"{}\"}} {}\n", escape_label(type), n);
   }
 
+  header(out, "asset_worker_state_changes_total", "counter",
+         "Health-state changes published, by the state entered.");
+  for (const auto& [to, n] : s.state_changes) {
+    out += fmt::format("asset_worker_state_changes_total{{to=\"{}\"}} {}\n", escape_label(to), n);
+  }
+
   header(
       out, "nats_stream_messages_pending", "gauge",
       "Messages in the input stream not yet delivered to the consumer (as of the last delivery).");

@@ -272,7 +272,8 @@ Status PgReprocessStore::write_rows(const Batch& b) {
       MessageResult m;
       m.device_id = h.device_id;
       m.timestamp = h.timestamp;
-      m.assets.push_back(AssetResult{h.asset_id, MetricSet{{h.metric, h.value, h.quality}}, 0, {}});
+      m.assets.push_back(
+          AssetResult{h.asset_id, MetricSet{{h.metric, h.value, h.quality}}, 0, {}, nullptr});
       rows.push_back(std::move(m));
     }
     std::string data;

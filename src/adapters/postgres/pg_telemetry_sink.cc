@@ -9,8 +9,10 @@
 #include <unordered_map>
 
 #include "common/error_types.h"
+#include "domain/health_state.h"
 #include "domain/json_writer.h"
 #include "domain/score_ledger.h"
+#include "pipeline/state_events.h"
 
 namespace atw {
 
@@ -26,7 +28,7 @@ constexpr const char* kHistoryColumnNames[] = {
     "timestamp", "received_at", "source_device_id", "quality"};
 constexpr const char* kProcessedCopy =
     "COPY processed_messages (message_id, organization_id, device_id, \"timestamp\","
-    " processed_at, previous_scores, processed_by) FROM STDIN (FORMAT binary)";
+    " processed_at, previous_scores, processed_by, state_changes) FROM STDIN (FORMAT binary)";
 constexpr std::string_view kUniqueViolation = "23505";  // SQLSTATE
 
 // PostgreSQL's binary timestamps count microseconds from 2000-01-01T00:00:00Z.
@@ -164,26 +166,32 @@ std::string identity_key(const MessageResult& m) {
 
 void encode_processed_copy(std::span<const MessageResult> messages,
                            const std::vector<bool>& include,
-                           const std::vector<std::string>& previous_scores, Timestamp received_at,
+                           const std::vector<RecordedWrite>& recorded, Timestamp received_at,
                            std::string_view processed_by, std::string& out) {
   append_copy_header(out);
   for (size_t i = 0; i < messages.size(); ++i) {
     if (!include[i]) continue;
     const MessageResult& m = messages[i];
-    put_u16(out, 7);
+    put_u16(out, 8);
     put_text(out, m.message_id);
     put_text(out, m.organization_id);
     put_text(out, m.device_id);
     put_timestamptz(out, m.timestamp);
     put_timestamptz(out, received_at);
     // jsonb's binary form: a version byte, then the text.
-    put_u32(out, static_cast<uint32_t>(previous_scores[i].size() + 1));
+    put_u32(out, static_cast<uint32_t>(recorded[i].previous_scores.size() + 1));
     out.push_back('\1');
-    out.append(previous_scores[i]);
+    out.append(recorded[i].previous_scores);
     if (processed_by.empty()) {
       put_u32(out, 0xFFFFFFFF);  // NULL
     } else {
       put_text(out, processed_by);
+    }
+    // json's binary form is its text.
+    if (recorded[i].state_changes.empty()) {
+      put_u32(out, 0xFFFFFFFF);  // NULL
+    } else {
+      put_text(out, recorded[i].state_changes);
     }
   }
   put_u16(out, 0xFFFF);  // trailer
@@ -219,7 +227,8 @@ Result<PgTelemetrySink::EarlierWrites> PgTelemetrySink::find_earlier_writes(
     ids.push_back(m.message_id);
   }
   auto r = db_.exec(error_type::kDbWriteFailed,
-                    "SELECT p.organization_id, p.device_id, p.message_id, p.previous_scores::text"
+                    "SELECT p.organization_id, p.device_id, p.message_id, p.previous_scores::text,"
+                    " coalesce(p.state_changes::text, '')"
                     " FROM processed_messages p"
                     " JOIN unnest($1::text[], $2::text[], $3::text[]) AS u(org, dev, id)"
                     " ON p.organization_id = u.org AND p.device_id = u.dev AND p.message_id = u.id",
@@ -231,7 +240,8 @@ Result<PgTelemetrySink::EarlierWrites> PgTelemetrySink::find_earlier_writes(
     identity.organization_id = PQgetvalue(r->get(), row, 0);
     identity.device_id = PQgetvalue(r->get(), row, 1);
     identity.message_id = PQgetvalue(r->get(), row, 2);
-    earlier.emplace(identity_key(identity), PQgetvalue(r->get(), row, 3));
+    earlier.emplace(identity_key(identity),
+                    RecordedWrite{PQgetvalue(r->get(), row, 3), PQgetvalue(r->get(), row, 4)});
   }
   return earlier;
 }
@@ -267,7 +277,85 @@ std::optional<double> recorded_score(const nlohmann::json& recorded, const std::
   return found->get<double>();
 }
 
+// The stored health state in columns col.. of the locking query (state, entered_at, entered_score,
+// changes, pending_state, pending_since, pending_count); nullopt where the asset has none yet.
+std::optional<AssetHealthState> read_health_state(PGresult* res, int row, int col) {
+  if (PQgetisnull(res, row, col)) return std::nullopt;
+  AssetHealthState s;
+  s.state = PQgetvalue(res, row, col);
+  s.entered_at = parse_pg_timestamp(PQgetvalue(res, row, col + 1)).value_or(Timestamp{});
+  s.entered_score = std::strtod(PQgetvalue(res, row, col + 2), nullptr);
+  s.changes = std::strtoll(PQgetvalue(res, row, col + 3), nullptr, 10);
+  s.pending = PQgetvalue(res, row, col + 4);
+  if (!PQgetisnull(res, row, col + 5)) {
+    s.pending_since = parse_pg_timestamp(PQgetvalue(res, row, col + 5)).value_or(Timestamp{});
+  }
+  s.pending_count = static_cast<int>(std::strtol(PQgetvalue(res, row, col + 6), nullptr, 10));
+  return s;
+}
+
+// Appends a PostgreSQL array literal of `values` ('{1,2,3}') to `out`.
+template <typename T>
+void append_array(std::string& out, const std::vector<T>& values) {
+  out += "'{";
+  for (size_t k = 0; k < values.size(); ++k) {
+    if (k) out.push_back(',');
+    out += fmt::format("{}", values[k]);
+  }
+  out += "}'";
+}
+
 }  // namespace
+
+Result<std::string> PgTelemetrySink::health_state_upsert(
+    const std::vector<HealthStateLedger::Row>& rows) {
+  std::vector<std::string_view> ids, orgs, names, pendings;
+  std::vector<int64_t> entered, changes, since;
+  std::vector<double> scores;
+  std::vector<int> counts;
+  for (const auto& r : rows) {
+    ids.push_back(r.asset_id);
+    orgs.push_back(r.organization_id);
+    names.push_back(r.state.state);
+    pendings.push_back(r.state.pending);
+    entered.push_back(r.state.entered_at.micros);
+    scores.push_back(r.state.entered_score);
+    changes.push_back(r.state.changes);
+    since.push_back(r.state.pending_since.micros);
+    counts.push_back(r.state.pending_count);
+  }
+  std::string text_arrays;
+  for (const auto* column : {&ids, &orgs, &names, &pendings}) {
+    auto literal = db_.literal(error_type::kDbWriteFailed, pg_text_array(*column));
+    if (!literal.ok()) return literal.status();
+    text_arrays += *literal + "::text[], ";
+  }
+  std::string sql =
+      "INSERT INTO asset_health_states AS s (asset_id, organization_id, state, entered_at,"
+      " entered_score, changes, pending_state, pending_since, pending_count, updated_at)"
+      " SELECT v.id, v.org, v.state, timestamptz 'epoch' + v.entered * interval '1 microsecond',"
+      " v.score, v.changes, nullif(v.pending, ''), CASE WHEN v.pending = '' THEN NULL"
+      " ELSE timestamptz 'epoch' + v.since * interval '1 microsecond' END, v.count, now()"
+      " FROM unnest(" +
+      text_arrays;
+  append_array(sql, entered);
+  sql += "::int8[], ";
+  append_array(sql, scores);
+  sql += "::float8[], ";
+  append_array(sql, changes);
+  sql += "::int8[], ";
+  append_array(sql, since);
+  sql += "::int8[], ";
+  append_array(sql, counts);
+  sql +=
+      "::int4[]) AS v(id, org, state, pending, entered, score, changes, since, count)"
+      " ON CONFLICT (asset_id) DO UPDATE SET organization_id = excluded.organization_id,"
+      " state = excluded.state, entered_at = excluded.entered_at,"
+      " entered_score = excluded.entered_score, changes = excluded.changes,"
+      " pending_state = excluded.pending_state, pending_since = excluded.pending_since,"
+      " pending_count = excluded.pending_count, updated_at = excluded.updated_at; ";
+  return sql;
+}
 
 Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> messages,
                                              Timestamp received_at,
@@ -315,14 +403,24 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
     auto ids = db_.literal(error_type::kDbWriteFailed, pg_text_array(asset_ids));
     if (!ids.ok()) return ids.status();
     // Read as text, whatever types the table's owner chose (parse_pg_timestamp).
+    // Locked first, then read in a statement of its own: a statement that waited for a lock
+    // sees the locked row as the other transaction left it, but every other table as it was
+    // when the statement began, so a health state (issue 21) read in the locking statement
+    // could be one that transaction has since changed. The next statement starts after the
+    // locks are held and sees everything committed before.
     sql += fmt::format(
-        "; SELECT id, health_score::text, health_score_updated_at::text"
-        " FROM assets WHERE id = ANY({}::text[]) ORDER BY id FOR UPDATE",
+        "; SELECT 1 FROM assets WHERE id = ANY({0}::text[]) ORDER BY id FOR UPDATE"
+        "; SELECT a.id, a.health_score::text, a.health_score_updated_at::text, s.state,"
+        " s.entered_at::text, s.entered_score, s.changes, coalesce(s.pending_state, ''),"
+        " s.pending_since::text, s.pending_count"
+        " FROM assets a LEFT JOIN asset_health_states s ON s.asset_id = a.id::text"
+        " WHERE a.id = ANY({0}::text[])",
         *ids);
   }
   auto locked = db_.run_script(error_type::kDbWriteFailed, sql, copy_buffer_);
   if (!locked.ok()) return locked.status();
   ScoreLedger ledger;
+  HealthStateLedger states;
   if (PGresult* res = locked->get()) {
     for (int row = 0; row < PQntuples(res); ++row) {
       StoredScore stored;
@@ -333,33 +431,40 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
       if (!PQgetisnull(res, row, 2))
         stored.updated_at = parse_pg_timestamp(PQgetvalue(res, row, 2));
       ledger.load(PQgetvalue(res, row, 0), stored);
+      states.load(PQgetvalue(res, row, 0), read_health_state(res, row, 3), stored.updated_at);
     }
   }
 
-  // Between the requests: previous scores, in delivery order, exactly as one message at a time
-  // would see them.
-  std::vector<std::string> prev_json(messages.size());
+  // Between the requests: previous scores and state changes, in delivery order, exactly as one
+  // message at a time would see them. A late message (older than the asset's score) moves no
+  // state.
+  std::vector<RecordedWrite> recorded(messages.size());
   for (size_t i = 0; i < messages.size(); ++i) {
     const MessageResult& m = messages[i];
     WriteOutcome& o = outcomes[i];
     if (fresh[i]) {
-      JsonWriter w(prev_json[i]);
+      JsonWriter w(recorded[i].previous_scores);
       w.begin_object();
       for (const auto& a : m.assets) {
         auto prev = ledger.apply(a.asset_id, a.health_score, m.timestamp);
         o.previous_scores.push_back(prev);
         w.key(a.asset_id).optional_number(prev);
+        if (!a.health_states) continue;
+        auto t = states.apply(a.asset_id, m.organization_id, *a.health_states, a.health_score,
+                              m.timestamp);
+        if (t) o.state_events.push_back(state_event_of(m, a, *t));
       }
       w.end_object();
+      recorded[i].state_changes = record_state_events(o.state_events);
       continue;
     }
     o.duplicate = true;
     const bool before = earlier && earlier->contains(identities[i]);
-    const std::string& text =
-        before ? earlier->at(identities[i]) : prev_json[first_in_batch.at(identities[i])];
-    const auto recorded = nlohmann::json::parse(text, nullptr, false);
-    for (const auto& a : m.assets)
-      o.previous_scores.push_back(recorded_score(recorded, a.asset_id));
+    const RecordedWrite& first =
+        before ? earlier->at(identities[i]) : recorded[first_in_batch.at(identities[i])];
+    const auto scores = nlohmann::json::parse(first.previous_scores, nullptr, false);
+    for (const auto& a : m.assets) o.previous_scores.push_back(recorded_score(scores, a.asset_id));
+    o.state_events = recorded_state_events(first.state_changes);
   }
 
   // Request 2: the new messages marked written, one binary COPY; each changed asset once, with
@@ -369,7 +474,7 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
   sql.clear();
   copy_buffer_.clear();
   if (std::any_of(fresh.begin(), fresh.end(), [](bool f) { return f; })) {
-    encode_processed_copy(messages, fresh, prev_json, received_at, worker_id_, copy_buffer_);
+    encode_processed_copy(messages, fresh, recorded, received_at, worker_id_, copy_buffer_);
     sql += kProcessedCopy;
     sql += "; ";
   }
@@ -398,6 +503,11 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
         " FROM unnest({}::text[], '{}'::float8[], '{}'::int8[]) AS v(id, score, micros)"
         " WHERE a.id = v.id; ",
         *ids, scores, times);
+  }
+  if (const auto rows = states.changed(); !rows.empty()) {
+    auto upsert = health_state_upsert(rows);
+    if (!upsert.ok()) return upsert.status();
+    sql += *upsert;
   }
   sql += "COMMIT";
   auto committed = db_.run_script(error_type::kDbWriteFailed, sql, copy_buffer_);

@@ -8,7 +8,11 @@
 //      identity: organization, device, messageId) refuses the COPY, and the transaction is
 //      rolled back and redone knowing which ones, so they write nothing and their events carry
 //      the previous scores recorded the first time;
-//   5. each changed asset's score updated once, to its newest value.
+//   5. each changed asset's score updated once, to its newest value;
+//   6. the health states (issue 21): read with the locked assets (3.), moved by the batch's
+//      scores in the same order (late messages left out), each moved state written once; the
+//      changes a message made are recorded with it (processed_messages.state_changes) and
+//      returned ready to publish, and a redelivery gets the recorded ones back.
 // Redeliveries are rare, so the common batch costs no duplicate lookup, and two requests to the
 // server: BEGIN with 1 and 2, then 4, 5 and COMMIT (PgConnection::run_script). Both COPYs write
 // their rows a page at a time (no per-row conflict check, no per-row WAL).
@@ -24,9 +28,18 @@
 #include <unordered_map>
 
 #include "adapters/postgres/pg_connection.h"
+#include "domain/health_state.h"
 #include "pipeline/ports.h"
 
 namespace atw {
+
+// What processed_messages records of a message: each asset's score before it
+// ({"assetId": score|null}) and the state changes it made (a JSON array of their events; empty:
+// none, NULL in the table).
+struct RecordedWrite {
+  std::string previous_scores;
+  std::string state_changes;
+};
 
 class PgTelemetrySink final : public TelemetrySink {
  public:
@@ -37,14 +50,16 @@ class PgTelemetrySink final : public TelemetrySink {
                                           Timestamp received_at) override;
 
  private:
-  // message identity (identity_key) -> the previous_scores JSON recorded when it was written
-  using EarlierWrites = std::unordered_map<std::string, std::string>;
+  // message identity (identity_key) -> what was recorded when it was written
+  using EarlierWrites = std::unordered_map<std::string, RecordedWrite>;
   Result<EarlierWrites> find_earlier_writes(std::span<const MessageResult> messages);
   Status write_in_transaction(std::span<const MessageResult> messages, Timestamp received_at,
                               const std::optional<EarlierWrites>& earlier,
                               std::vector<WriteOutcome>& outcomes);
   // Whether telemetry_history takes the binary rows (see the header), for this connection.
   Result<bool> history_takes_binary();
+  // The statement that writes these health states (an upsert; ends with "; ").
+  Result<std::string> health_state_upsert(const std::vector<HealthStateLedger::Row>& rows);
 
   PgConnection& db_;
   std::string worker_id_;
@@ -67,11 +82,11 @@ bool history_columns_take_binary(const std::vector<std::string>& column_types);
 // The identity of a message (SPEC D11) as one string: organization, device and messageId,
 // joined by a newline (which none of them can hold).
 std::string identity_key(const MessageResult& m);
-// Appends one processed_messages row per included message (`previous_scores[i]` is its
-// {"assetId": score|null} JSON; an empty `processed_by` is NULL), in the binary COPY format.
+// Appends one processed_messages row per included message (`recorded[i]` is what it records;
+// an empty `processed_by` is NULL), in the binary COPY format.
 void encode_processed_copy(std::span<const MessageResult> messages,
                            const std::vector<bool>& include,
-                           const std::vector<std::string>& previous_scores, Timestamp received_at,
+                           const std::vector<RecordedWrite>& recorded, Timestamp received_at,
                            std::string_view processed_by, std::string& out);
 
 }  // namespace atw
