@@ -121,6 +121,15 @@ TEST(PgConnection, RunScriptFeedsItsCopyReturnsTheLastRowsAndStopsAtAFailure) {
   auto none = db.run_script("t", "SET application_name = 'script-test'");
   ASSERT_TRUE(none.ok()) << none.status().to_string();
   EXPECT_EQ(none->get(), nullptr);
+
+  // Every statement's rows, in order, a SELECT of none included.
+  auto all = db.run_script_results(
+      "t", "SELECT 1; SET application_name = 'script-test'; SELECT 2 WHERE false; SELECT 3, 4");
+  ASSERT_TRUE(all.ok()) << all.status().to_string();
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ(std::string(PQgetvalue((*all)[0].get(), 0, 0)), "1");
+  EXPECT_EQ(PQntuples((*all)[1].get()), 0);
+  EXPECT_EQ(std::string(PQgetvalue((*all)[2].get(), 0, 1)), "4");
 }
 
 // The locks and the score updates name the assets inside SQL text (PgConnection::run_script

@@ -220,6 +220,15 @@ Status PgConnection::feed_copy(std::string_view type, std::string_view data) {
 
 Result<PgResult> PgConnection::run_script(std::string_view type, const std::string& sql,
                                           std::string_view copy_data) {
+  auto results = run_script_results(type, sql, copy_data);
+  if (!results.ok()) return results.status();
+  if (results->empty()) return PgResult();
+  return std::move(results->back());
+}
+
+Result<std::vector<PgResult>> PgConnection::run_script_results(std::string_view type,
+                                                               const std::string& sql,
+                                                               std::string_view copy_data) {
   if (Status st = ensure(); !st.ok()) return st;
   if (!PQsendQuery(conn_.get(), sql.c_str())) {
     Status st = pg_error_status(nullptr, conn_.get(), type);
@@ -228,7 +237,7 @@ Result<PgResult> PgConnection::run_script(std::string_view type, const std::stri
   }
   // One result per statement until libpq says the request is over; after a failure the server
   // skips the rest, and what it still sends is read so the connection is ready again.
-  PgResult rows;
+  std::vector<PgResult> rows;
   PgResult failed;
   bool copied = false;
   while (PGresult* next = PQgetResult(conn_.get())) {
@@ -243,7 +252,7 @@ Result<PgResult> PgConnection::run_script(std::string_view type, const std::stri
         conn_.reset();
         return Status::permanent(std::string(type), "a script cannot copy out");
       case PGRES_TUPLES_OK:
-        rows = std::move(r);
+        rows.push_back(std::move(r));
         break;
       case PGRES_COPY_IN:
         if (copied) {

@@ -68,6 +68,10 @@ class PgConnection {
   // Returns the last result with rows (empty if none had rows), or the first failure.
   Result<PgResult> run_script(std::string_view type, const std::string& sql,
                               std::string_view copy_data = {});
+  // The same, returning the result of every statement that returns rows (a SELECT, even of no
+  // rows), in statement order.
+  Result<std::vector<PgResult>> run_script_results(std::string_view type, const std::string& sql,
+                                                   std::string_view copy_data = {});
   // `text` as a quoted SQL literal for run_script, which takes no parameters.
   Result<std::string> literal(std::string_view type, std::string_view text);
 

@@ -277,10 +277,9 @@ std::optional<double> recorded_score(const nlohmann::json& recorded, const std::
   return found->get<double>();
 }
 
-// The stored health state in columns col.. of the locking query (state, entered_at, entered_score,
-// changes, pending_state, pending_since, pending_count); nullopt where the asset has none yet.
-std::optional<AssetHealthState> read_health_state(PGresult* res, int row, int col) {
-  if (PQgetisnull(res, row, col)) return std::nullopt;
+// A stored health state from columns col.. of a row (state, entered_at, entered_score, changes,
+// pending_state, pending_since, pending_count).
+AssetHealthState read_health_state(PGresult* res, int row, int col) {
   AssetHealthState s;
   s.state = PQgetvalue(res, row, col);
   s.entered_at = parse_pg_timestamp(PQgetvalue(res, row, col + 1)).value_or(Timestamp{});
@@ -403,25 +402,30 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
     auto ids = db_.literal(error_type::kDbWriteFailed, pg_text_array(asset_ids));
     if (!ids.ok()) return ids.status();
     // Read as text, whatever types the table's owner chose (parse_pg_timestamp).
-    // Locked first, then read in a statement of its own: a statement that waited for a lock
-    // sees the locked row as the other transaction left it, but every other table as it was
-    // when the statement began, so a health state (issue 21) read in the locking statement
+    // Their health states (issue 21) in a statement of their own, after the locks: a statement
+    // that waited for a lock sees the locked row as the other transaction left it, but every
+    // other table as it was when the statement began, so a state read in the locking statement
     // could be one that transaction has since changed. The next statement starts after the
     // locks are held and sees everything committed before.
     sql += fmt::format(
-        "; SELECT 1 FROM assets WHERE id = ANY({0}::text[]) ORDER BY id FOR UPDATE"
-        "; SELECT a.id, a.health_score::text, a.health_score_updated_at::text, s.state,"
-        " s.entered_at::text, s.entered_score, s.changes, coalesce(s.pending_state, ''),"
-        " s.pending_since::text, s.pending_count"
-        " FROM assets a LEFT JOIN asset_health_states s ON s.asset_id = a.id::text"
-        " WHERE a.id = ANY({0}::text[])",
+        "; SELECT id, health_score::text, health_score_updated_at::text"
+        " FROM assets WHERE id = ANY({0}::text[]) ORDER BY id FOR UPDATE"
+        "; SELECT asset_id, state, entered_at::text, entered_score, changes,"
+        " coalesce(pending_state, ''), pending_since::text, pending_count"
+        " FROM asset_health_states WHERE asset_id = ANY({0}::text[])",
         *ids);
   }
-  auto locked = db_.run_script(error_type::kDbWriteFailed, sql, copy_buffer_);
+  auto locked = db_.run_script_results(error_type::kDbWriteFailed, sql, copy_buffer_);
   if (!locked.ok()) return locked.status();
   ScoreLedger ledger;
   HealthStateLedger states;
-  if (PGresult* res = locked->get()) {
+  if (locked->size() == 2) {
+    std::unordered_map<std::string_view, int> state_rows;
+    PGresult* stored_states = (*locked)[1].get();
+    for (int row = 0; row < PQntuples(stored_states); ++row) {
+      state_rows.emplace(PQgetvalue(stored_states, row, 0), row);
+    }
+    PGresult* res = (*locked)[0].get();
     for (int row = 0; row < PQntuples(res); ++row) {
       StoredScore stored;
       if (!PQgetisnull(res, row, 1)) stored.score = std::strtod(PQgetvalue(res, row, 1), nullptr);
@@ -431,7 +435,10 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
       if (!PQgetisnull(res, row, 2))
         stored.updated_at = parse_pg_timestamp(PQgetvalue(res, row, 2));
       ledger.load(PQgetvalue(res, row, 0), stored);
-      states.load(PQgetvalue(res, row, 0), read_health_state(res, row, 3), stored.updated_at);
+      const auto found = state_rows.find(PQgetvalue(res, row, 0));
+      std::optional<AssetHealthState> state;
+      if (found != state_rows.end()) state = read_health_state(stored_states, found->second, 1);
+      states.load(PQgetvalue(res, row, 0), std::move(state), stored.updated_at);
     }
   }
 
