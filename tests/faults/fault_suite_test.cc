@@ -91,13 +91,15 @@ class FaultEnvironment : public ::testing::Environment {
  private:
   void print_table() {
     std::string out =
-        "| scenario | sent | processed | in DLQ | lost | duplicated | recovery s |\n"
-        "|---|---:|---:|---:|---:|---:|---:|\n";
+        "| scenario | sent | processed | in DLQ | state changes | lost | duplicated | recovery s "
+        "|\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|\n";
     double total = 0;
     for (const auto& r : rows_) {
       total += r.run_s;
-      out += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n", r.scenario, r.tally.sent,
-                         r.tally.processed, r.tally.dead_lettered, r.tally.lost, r.tally.duplicated,
+      out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", r.scenario, r.tally.sent,
+                         r.tally.processed, r.tally.dead_lettered, r.tally.state_changes,
+                         r.tally.lost, r.tally.duplicated,
                          r.recovery_s ? fmt::format("{:.1f}", *r.recovery_s) : "-");
     }
     std::string notes;

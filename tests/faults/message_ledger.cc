@@ -82,7 +82,9 @@ void account_state_changes(Scenario& s, const std::vector<SentMessage>& messages
     std::set<std::string> ids;
     for (const json& e : chain) {
       const std::string text = e.dump().substr(0, 300);
-      if (!ids.insert(e.value("id", "")).second) {
+      if (ids.insert(e.value("id", "")).second) {
+        ++t.state_changes;
+      } else {
         ++t.duplicated;
         t.problems.push_back(fmt::format("{}: state change twice: {}", asset, text));
         continue;
