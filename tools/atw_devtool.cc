@@ -62,6 +62,10 @@ int main(int argc, char** argv) {
   ensure->add_option("--subject", subject)->required();
   ensure->add_option("--replicas", replicas, "Copies of the stream on a JetStream cluster")
       ->check(CLI::Range(1, 5));
+  int duplicate_window_s = 600;
+  ensure->add_option("--duplicate-window", duplicate_window_s,
+                     "Seconds the stream remembers message ids (Nats-Msg-Id) to drop copies")
+      ->check(CLI::Range(1, 86400));
 
   auto* info = app.add_subcommand("stream-info", "Print the server's JSON about a stream");
   info->add_option("--stream", stream_name)->required();
@@ -88,6 +92,7 @@ int main(int argc, char** argv) {
   if (ensure->parsed()) {
     StreamSpec spec{stream_name, subject};
     spec.replicas = replicas;
+    spec.duplicate_window = std::chrono::seconds(duplicate_window_s);
     auto r = ensure_stream(*nc, spec, log);
     if (!r.ok()) {
       fmt::print(stderr, "atw-devtool: {}\n", r.status().message());
