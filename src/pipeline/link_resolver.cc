@@ -8,36 +8,7 @@ namespace {
 // The tiers' names in metrics.
 constexpr std::string_view kMemoryTier = "memory";
 constexpr std::string_view kSharedTier = "redis";
-
-int64_t to_micros(std::chrono::milliseconds d) {
-  return d.count() * 1000;
-}
 }  // namespace
-
-LinkSetPtr LinkMemory::get(const DeviceKey& key, Timestamp now) {
-  auto it = entries_.find(key);
-  if (it == entries_.end()) return nullptr;
-  if (it->second.expires <= now) {
-    entries_.erase(it);
-    return nullptr;
-  }
-  return it->second.set;
-}
-
-void LinkMemory::put(const DeviceKey& key, LinkSetPtr set, Timestamp now) {
-  if (entries_.size() >= capacity_ && !entries_.contains(key)) {
-    // Full: drop everything expired; if that frees nothing, drop an arbitrary entry. A simple
-    // policy is enough because the working set (devices per tenant) fits in the capacity.
-    std::erase_if(entries_, [now](const auto& kv) { return kv.second.expires <= now; });
-    if (entries_.size() >= capacity_) entries_.erase(entries_.begin());
-  }
-  // Each key lives between 80% and 100% of the TTL (a fixed share per key): devices first seen
-  // together would otherwise all expire in the same batch and reload at once.
-  const auto ttl = to_micros(set->links.empty() ? empty_ttl_ : ttl_);
-  const int64_t spread = static_cast<int64_t>(DeviceKeyHash{}(key) % 1000);
-  const int64_t lifetime = ttl - ttl / 5 * spread / 1000;
-  entries_[key] = Entry{std::move(set), Timestamp{now.micros + lifetime}};
-}
 
 LinkResolver::LinkResolver(LinkMemory& memory, LinkCache* shared, LinkStore& store,
                            const Clock& clock, WorkerMetrics& metrics)

@@ -10,37 +10,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "pipeline/link_memory.h"
 #include "pipeline/ports.h"
 #include "pipeline/worker_metrics.h"
 
 namespace atw {
 
-using LinkSetPtr = std::shared_ptr<const LinkSet>;
 using ResolvedLinks = std::unordered_map<DeviceKey, LinkSetPtr, DeviceKeyHash>;
-
-// A bounded in-process cache with a time to live, spread over 80-100% of the TTL per key.
-// Single-threaded, like the pipeline.
-class LinkMemory {
- public:
-  LinkMemory(size_t capacity, std::chrono::milliseconds ttl, std::chrono::milliseconds empty_ttl)
-      : capacity_(capacity), ttl_(ttl), empty_ttl_(empty_ttl) {}
-
-  LinkSetPtr get(const DeviceKey& key, Timestamp now);
-  void put(const DeviceKey& key, LinkSetPtr set, Timestamp now);
-  void erase(const DeviceKey& key) { entries_.erase(key); }
-  void clear() { entries_.clear(); }
-  size_t size() const { return entries_.size(); }
-
- private:
-  struct Entry {
-    LinkSetPtr set;
-    Timestamp expires;
-  };
-  size_t capacity_;
-  std::chrono::milliseconds ttl_;
-  std::chrono::milliseconds empty_ttl_;
-  std::unordered_map<DeviceKey, Entry, DeviceKeyHash> entries_;
-};
 
 class LinkResolver {
  public:

@@ -190,29 +190,6 @@ TEST_F(LinkResolverTest, EntriesExpireWithinTheirTtlAndEmptySetsSooner) {
   EXPECT_EQ(store.loaded_keys[1], (std::vector<DeviceKey>{kDevA}));
 }
 
-TEST(LinkMemory, ExpiriesOfManyKeysAreSpreadOverTheLastFifthOfTheTtl) {
-  LinkMemory memory(10000, seconds(100), seconds(10));
-  auto set = std::make_shared<const LinkSet>(LinkSet{{DeviceLink{}}});
-  for (int i = 0; i < 1000; ++i) {
-    memory.put(DeviceKey{"org", "dev-" + std::to_string(i)}, set, Timestamp{0});
-  }
-  auto alive_at = [&](int seconds_later) {
-    int alive = 0;
-    for (int i = 0; i < 1000; ++i) {
-      if (memory.get(DeviceKey{"org", "dev-" + std::to_string(i)},
-                     Timestamp::from_seconds(seconds_later))) {
-        ++alive;
-      }
-    }
-    return alive;
-  };
-  EXPECT_EQ(alive_at(79), 1000);
-  const int at_90 = alive_at(90);  // roughly half have expired by now
-  EXPECT_GT(at_90, 200);
-  EXPECT_LT(at_90, 800);
-  EXPECT_EQ(alive_at(100), 0);
-}
-
 TEST_F(LinkResolverTest, ExpiredEntryReflectsAChangedLink) {
   ASSERT_TRUE(resolve({kDevA}).ok());
   cache.down = true;
@@ -221,33 +198,6 @@ TEST_F(LinkResolverTest, ExpiredEntryReflectsAChangedLink) {
   auto r = resolve({kDevA});
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->at(kDevA)->links.at(0).asset_id, "asset-a-relinked");
-}
-
-TEST(LinkMemory, CapacityIsNeverExceeded) {
-  LinkMemory memory{2, seconds(300), seconds(30)};
-  const Timestamp now = Timestamp::from_seconds(1769610600);
-  auto set = std::make_shared<const LinkSet>(pump_links("x"));
-  memory.put(kDevA, set, now);
-  memory.put(kDevB, set, now);
-  memory.put(kDevC, set, now);
-  EXPECT_EQ(memory.size(), 2u);
-  EXPECT_NE(memory.get(kDevC, now), nullptr);  // the newest entry is kept
-  // Replacing an existing key does not evict anything.
-  memory.put(kDevC, set, now);
-  EXPECT_EQ(memory.size(), 2u);
-}
-
-TEST(LinkMemory, EvictsExpiredEntriesFirst) {
-  LinkMemory memory{2, seconds(300), seconds(30)};
-  const Timestamp t0 = Timestamp::from_seconds(1769610600);
-  memory.put(kDevA, std::make_shared<const LinkSet>(pump_links("a")), t0);
-  memory.put(kDevB, std::make_shared<const LinkSet>(LinkSet{}), t0);  // expires at t0 + 30 s
-  const Timestamp later = Timestamp::from_seconds(1769610600 + 60);
-  memory.put(kDevC, std::make_shared<const LinkSet>(pump_links("c")), later);
-  EXPECT_EQ(memory.size(), 2u);
-  EXPECT_NE(memory.get(kDevA, later), nullptr);  // live entry kept, the expired one went
-  EXPECT_NE(memory.get(kDevC, later), nullptr);
-  EXPECT_EQ(memory.get(kDevB, later), nullptr);
 }
 
 TEST_F(LinkResolverTest, StoreFailureReturnsItsStatus) {
