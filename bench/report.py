@@ -98,7 +98,7 @@ rows = [
     ("drain rate (msg/s)", f"{drain['rate']:.0f}", ">= 10000", drain["rate"] >= 10000),
     # Information: PostgreSQL alone on as many connections as the worker has writers uses both
     # cores, which the worker shares with nats-server; the target is held against one COPY
-    # stream (README, Benchmark).
+    # stream (docs/benchmarks.md).
     (f"drain / PostgreSQL ceiling, {pg['connections']} connections", f"{drain['rate'] / pg['rate']:.2f}", "", None),
     ("drain / PostgreSQL ceiling, 1 connection (mean of before and after)", f"{drain['rate'] / pg1_rate:.2f}", ">= 0.6", drain["rate"] / pg1_rate >= 0.6),
     ("drain / JetStream ceiling", f"{drain['rate'] / js['rate']:.2f}", "", None),

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -30,7 +31,50 @@ using std::chrono::seconds;
 
 namespace {
 
-constexpr int kDevices = 1000;
+// The plant the messages come from: bench/workload.sql makes the same one (its `devices`).
+// Metrics past the standard six are `port_1_s<i>`, which the port-1 link carries whole.
+// Messages may go to a subject per shard of tenants: SUBJECT.<shard>, the shard chosen by a
+// fixed map of organizations (docs/scaling.md, scripts/shards.sh).
+struct Plant {
+  int devices = 1000;
+  int metrics = 6;
+  std::map<std::string, std::string> shard_of;  // organization -> shard; empty: one subject
+
+  int device_of(uint64_t n) const {
+    return static_cast<int>(n % static_cast<uint64_t>(devices)) + 1;
+  }
+  static std::string organization_of(int device) {
+    return fmt::format("bench-org-{}", device % 4 + 1);
+  }
+  std::string subject_of(const std::string& subject, uint64_t n) const {
+    if (shard_of.empty()) return subject;
+    const std::string org = organization_of(device_of(n));
+    const auto found = shard_of.find(org);
+    if (found == shard_of.end()) {
+      fmt::print(stderr, "atw-bench: --shard-map names no shard for {}\n", org);
+      std::exit(2);
+    }
+    return subject + "." + found->second;
+  }
+};
+
+// "org=shard,org=shard": the --shard-map option.
+std::map<std::string, std::string> parse_shard_map(const std::string& text) {
+  std::map<std::string, std::string> map;
+  size_t at = 0;
+  while (at < text.size()) {
+    const size_t end = std::min(text.find(',', at), text.size());
+    const std::string pair = text.substr(at, end - at);
+    const size_t eq = pair.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == pair.size()) {
+      fmt::print(stderr, "atw-bench: --shard-map: '{}' is not organization=shard\n", pair);
+      std::exit(2);
+    }
+    map[pair.substr(0, eq)] = pair.substr(eq + 1);
+    at = end + 1;
+  }
+  return map;
+}
 
 int64_t now_micros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -42,18 +86,25 @@ double since(Steady::time_point t0) {
   return std::chrono::duration<double>(Steady::now() - t0).count();
 }
 
-// Message n of a run: device n % 1000 (organization device % 4 + 1), six metrics.
-std::string make_message(const std::string& run, uint64_t n, int64_t ts_micros) {
-  const int d = static_cast<int>(n % kDevices) + 1;
+// Message n of a run: device n % devices (organization device % 4 + 1), the standard six
+// metrics and the plant's extra ones.
+std::string make_message(const Plant& plant, const std::string& run, uint64_t n,
+                         int64_t ts_micros) {
+  const int d = plant.device_of(n);
   const double temperature = 20.0 + static_cast<double>((n * 7) % 700) / 10.0;  // 20..89.9
-  return fmt::format(
-      R"({{"messageId":"{}-{}","deviceId":"bench-dev-{}","organizationId":"bench-org-{}",)"
-      R"("timestamp":"{}","metrics":{{"temperature":{},"voltage":{},"current":{},)"
-      R"("pressure":101.3,"port_1_temp":{},"port_1_flow":{}}},)"
-      R"("deviceMetadata":{{"deviceType":"RTU-4000"}}}})",
-      run, n, d, d % 4 + 1, format_rfc3339(Timestamp{ts_micros}), temperature,
-      11.5 + static_cast<double>(n % 20) / 10.0, 2.0 + static_cast<double>(n % 10) / 10.0,
-      temperature - 1.5, 3.0 + static_cast<double>(n % 5));
+  std::string extra;
+  for (int i = 1; i <= plant.metrics - 6; ++i) {
+    fmt::format_to(std::back_inserter(extra), R"(,"port_1_s{}":{})", i,
+                   static_cast<double>((n + static_cast<uint64_t>(i) * 13) % 1000) / 10.0);
+  }
+  return fmt::format(R"({{"messageId":"{}-{}","deviceId":"bench-dev-{}","organizationId":"{}",)"
+                     R"("timestamp":"{}","metrics":{{"temperature":{},"voltage":{},"current":{},)"
+                     R"("pressure":101.3,"port_1_temp":{},"port_1_flow":{}{}}},)"
+                     R"("deviceMetadata":{{"deviceType":"RTU-4000"}}}})",
+                     run, n, d, Plant::organization_of(d), format_rfc3339(Timestamp{ts_micros}),
+                     temperature, 11.5 + static_cast<double>(n % 20) / 10.0,
+                     2.0 + static_cast<double>(n % 10) / 10.0, temperature - 1.5,
+                     3.0 + static_cast<double>(n % 5), extra);
 }
 
 std::unique_ptr<NatsConnection> connect_or_die(const std::string& url, Logger& log) {
@@ -79,16 +130,16 @@ void die(const Status& st) {
 }
 
 // Publishes messages [from, to) in windows, waiting for every PubAck.
-void publish_range(JetStreamPublisher& pub, const std::string& subject, const std::string& run,
-                   uint64_t from, uint64_t to) {
+void publish_range(JetStreamPublisher& pub, const Plant& plant, const std::string& subject,
+                   const std::string& run, uint64_t from, uint64_t to) {
   constexpr uint64_t kWindow = 2000;
   const int64_t base = now_micros() - static_cast<int64_t>(to) * 1000;  // 1 ms apart, in the past
   std::vector<OutboundMessage> batch;
   for (uint64_t off = from; off < to; off += kWindow) {
     batch.clear();
     for (uint64_t n = off; n < std::min(to, off + kWindow); ++n) {
-      batch.push_back({subject, fmt::format("{}-{}", run, n),
-                       make_message(run, n, base + static_cast<int64_t>(n) * 1000)});
+      batch.push_back({plant.subject_of(subject, n), fmt::format("{}-{}", run, n),
+                       make_message(plant, run, n, base + static_cast<int64_t>(n) * 1000)});
     }
     // A node restarting under the publisher (the cluster run) fails some publishes for a few
     // seconds; they are sent again with the same Nats-Msg-Id, so the stream keeps one copy.
@@ -137,10 +188,18 @@ int main(int argc, char** argv) {
   app.add_option("--nats-url", nats_url)->envname("NATS_URL");
   app.add_option("--database-url", database_url)->envname("DATABASE_URL");
   app.add_option("--run", run, "Prefix of message ids");
+  Plant plant;
+  app.add_option("--devices", plant.devices, "Devices the messages come from (bench/workload.sql)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--metrics", plant.metrics, "Metrics per message (6: the standard ones)")
+      ->check(CLI::Range(6, 100000));
 
   auto* prefill = app.add_subcommand("prefill", "Publish COUNT messages of the workload");
   prefill->add_option("--subject", subject)->required();
   prefill->add_option("--count", count);
+  std::string shard_map;
+  prefill->add_option("--shard-map", shard_map,
+                      "org=shard,...: publish each message to SUBJECT.<its organization's shard>");
 
   auto* js_ceiling = app.add_subcommand("ceiling-jetstream",
                                         "Fetch and ack COUNT messages with no work (new consumer)");
@@ -164,6 +223,9 @@ int main(int argc, char** argv) {
   drain->add_option("--count", count);
   drain->add_option("--csv", csv);
   drain->add_option("--timeout", timeout_s);
+  uint64_t split = 0;
+  drain->add_option("--split", split,
+                    "Also time the first SPLIT acks and the rest apart (a cold and a warm pass)");
 
   auto* steady = app.add_subcommand("steady", "Offer RATE messages/s for SECONDS; measure latency");
   double rate = 5000, duration = 60;
@@ -191,11 +253,11 @@ int main(int argc, char** argv) {
         if (off >= count) return;
         results.clear();
         for (uint64_t n = off; n < std::min(count, off + batch_size); ++n) {
-          const int d = static_cast<int>(n % kDevices) + 1;
+          const int d = plant.device_of(n);
           const double t = 20.0 + static_cast<double>((n * 7) % 700) / 10.0;
           MessageResult r{fmt::format("{}-{}", run, n),
                           fmt::format("bench-dev-{}", d),
-                          fmt::format("bench-org-{}", d % 4 + 1),
+                          Plant::organization_of(d),
                           Timestamp{base + static_cast<int64_t>(n) * 1000},
                           {}};
           r.assets.push_back({fmt::format("bench-a-{}", d),
@@ -237,10 +299,11 @@ int main(int argc, char** argv) {
   auto nc = connect_or_die(nats_url, log);
 
   if (prefill->parsed()) {
+    if (!shard_map.empty()) plant.shard_of = parse_shard_map(shard_map);
     auto pub = JetStreamPublisher::create(*nc, seconds(30));
     if (!pub.ok()) die(pub.status());
     const auto t0 = Steady::now();
-    publish_range(**pub, subject, run, 0, count);
+    publish_range(**pub, plant, subject, run, 0, count);
     fmt::print("{{\"messages\":{},\"seconds\":{:.3f}}}\n", count, since(t0));
     return 0;
   }
@@ -285,12 +348,14 @@ int main(int argc, char** argv) {
     double last_t = 0;
     const auto give_up = Steady::now() + std::chrono::duration<double>(timeout_s);
     ConsumerProgress p;
+    double split_secs = 0;
     while (Steady::now() < give_up) {
       p = progress(*nc, stream, durable);
       if (!started && (p.acked > 0 || p.ack_pending > 0)) {
         started = true;
         t0 = Steady::now();
       }
+      if (started && split > 0 && split_secs == 0 && p.acked >= split) split_secs = since(t0);
       if (started) {
         const double t = since(t0);
         if (out && t - last_t >= 0.5) {
@@ -304,8 +369,15 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(milliseconds(100));
     }
     const double secs = started ? since(t0) : 0;
-    fmt::print("{{\"messages\":{},\"seconds\":{:.3f},\"rate\":{:.0f},\"redelivered\":{}}}\n",
-               p.acked, secs, secs > 0 ? double(p.acked) / secs : 0.0, p.redelivered);
+    std::string split_figures;
+    if (split > 0 && split_secs > 0 && secs > split_secs) {
+      split_figures = fmt::format(
+          R"(,"split":{},"split_seconds":{:.3f},"first_rate":{:.0f},"rest_rate":{:.0f})", split,
+          split_secs, double(split) / split_secs, double(p.acked - split) / (secs - split_secs));
+    }
+    fmt::print("{{\"messages\":{},\"seconds\":{:.3f},\"rate\":{:.0f},\"redelivered\":{}{}}}\n",
+               p.acked, secs, secs > 0 ? double(p.acked) / secs : 0.0, p.redelivered,
+               split_figures);
     return p.acked >= count ? 0 : 1;
   }
 
@@ -366,7 +438,7 @@ int main(int argc, char** argv) {
   while (Steady::now() < end) {
     const uint64_t owed = static_cast<uint64_t>(since(t0) * rate);
     for (; sent < owed; ++sent) {
-      const std::string payload = make_message(run, sent, now_micros());
+      const std::string payload = make_message(plant, run, sent, now_micros());
       natsConnection_Publish(nc->raw(), subject.c_str(), payload.data(),
                              static_cast<int>(payload.size()));
     }
