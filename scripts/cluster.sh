@@ -27,13 +27,8 @@
 set -euo pipefail
 source "$(dirname "$0")/servers.sh"
 
-mode=run
-case "${1:-}" in
-  --keep) mode=keep ;;
-  --test) mode=test ;;
-  "") ;;
-  *) echo "usage: $0 [--keep|--test]" >&2; exit 2 ;;
-esac
+atw_run_mode "${1:-}"
+mode=$ATW_MODE
 
 BACKLOG="${CLUSTER_BACKLOG:-100000}"
 PORT="${CLUSTER_PORT:-24222}"
@@ -73,25 +68,8 @@ export NATS_URL="$NATS_URLS"
 PSQL=(psql "$CLUSTER_DB" -v ON_ERROR_STOP=1 -qtA)
 
 # ---- supervision -------------------------------------------------------------------------
-# supervise NAME CMD...: runs CMD again whenever it exits, until $CLUSTER_STATE/stop exists.
-# The current child's pid is in $CLUSTER_STATE/NAME.pid; each start appends to NAME.starts and
-# runs with ATW_START set to its number (1, 2, ...).
-supervise() {
-  local name="$1"
-  shift
-  (
-    export ATW_START=0
-    while [ ! -e "$CLUSTER_STATE/stop" ]; do
-      ATW_START=$((ATW_START + 1))
-      "$@" >>"$CLUSTER_STATE/$name.log" 2>&1 &
-      echo $! >"$CLUSTER_STATE/$name.pid"
-      echo "$! $(date +%s.%N)" >>"$CLUSTER_STATE/$name.starts"
-      wait $! || true
-      [ -e "$CLUSTER_STATE/stop" ] || sleep 1
-    done
-  ) </dev/null &
-  echo $! >"$CLUSTER_STATE/$name.supervisor"
-}
+# supervise NAME CMD...: atw_supervise in $CLUSTER_STATE (scripts/servers.sh).
+supervise() { atw_supervise "$CLUSTER_STATE" "$@"; }
 
 stop_all() {
   touch "$CLUSTER_STATE/stop"
@@ -325,46 +303,26 @@ for _ in $(seq 1 60); do
   [ "$ack_pending" = 0 ] && break
   sleep 0.5
 done
-touch "$CLUSTER_STATE/stop"
-for r in "${REPLICAS[@]}"; do kill -TERM "$(cat "$CLUSTER_STATE/worker-$r.pid")" 2>/dev/null || true; done
-for r in "${REPLICAS[@]}"; do wait "$(cat "$CLUSTER_STATE/worker-$r.supervisor")" 2>/dev/null || true; done
-rm -f "$CLUSTER_STATE/stop"
+atw_stop_supervised "$CLUSTER_STATE" $(printf 'worker-%s ' "${REPLICAS[@]}")
 
 # ---- checks ------------------------------------------------------------------------------
 atw_log "checking"
-failures=0
-check() {  # check DESCRIPTION EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then
-    printf '  ok    %-58s %s\n' "$1" "$3"
-  else
-    printf '  FAIL  %-58s %s (expected %s)\n' "$1" "$3" "$2"
-    failures=$((failures + 1))
-  fi
-}
-check "messages processed (processed_messages rows)" "$BACKLOG" "$(processed)"
-check "history rows (7 per message)" "$((BACKLOG * 7))" \
+atw_check "messages processed (processed_messages rows)" "$BACKLOG" "$(processed)"
+atw_check "history rows (7 per message)" "$((BACKLOG * 7))" \
   "$("${PSQL[@]}" -c "SELECT count(*) FROM telemetry_history WHERE source_device_id LIKE 'bench-dev-%'")"
-check "history rows written twice" 0 \
+atw_check "history rows written twice" 0 \
   "$("${PSQL[@]}" -c "SELECT count(*) FROM (SELECT 1 FROM telemetry_history GROUP BY entity_id, metric_key, \"timestamp\" HAVING count(*) > 1) d")"
 "$BUILD/atw-devtool" dump --stream TELEMETRY_ASSET --max $((BACKLOG * 4)) >"$CLUSTER_STATE/events.jsonl"
-check "events in TELEMETRY_ASSET (2 per message)" "$((BACKLOG * 2))" "$(wc -l <"$CLUSTER_STATE/events.jsonl")"
-check "distinct event messageIds" "$((BACKLOG * 2))" \
+atw_check "events in TELEMETRY_ASSET (2 per message)" "$((BACKLOG * 2))" "$(wc -l <"$CLUSTER_STATE/events.jsonl")"
+atw_check "distinct event messageIds" "$((BACKLOG * 2))" \
   "$(python3 -c 'import json,sys; print(len({json.loads(l)["data"]["messageId"] for l in open(sys.argv[1])}))' "$CLUSTER_STATE/events.jsonl")"
-check "messages in TELEMETRY_DLQ" 0 "$(stream_field TELEMETRY_DLQ 'j["state"]["messages"]')"
-check "input stream replicas" 3 "$(stream_field TELEMETRY_NORMALIZED 'j["config"]["num_replicas"]')"
+atw_check "messages in TELEMETRY_DLQ" 0 "$(stream_field TELEMETRY_DLQ 'j["state"]["messages"]')"
+atw_check "input stream replicas" 3 "$(stream_field TELEMETRY_NORMALIZED 'j["config"]["num_replicas"]')"
 # Restarts are counted from the supervisors' records, so kills from outside the script count too.
 worker_restarts=$(($(cat "$CLUSTER_STATE"/worker-*.starts | wc -l) - 3))
 node_restarts=$(($(cat "$CLUSTER_STATE"/nats-*.starts | wc -l) - 3))
-check_at_least() {  # check_at_least DESCRIPTION MINIMUM ACTUAL
-  if [ "$3" -ge "$2" ]; then
-    printf '  ok    %-58s %s\n' "$1" "$3"
-  else
-    printf '  FAIL  %-58s %s (expected at least %s)\n' "$1" "$3" "$2"
-    failures=$((failures + 1))
-  fi
-}
-check_at_least "worker processes killed and restarted" "$FAULTS" "$worker_restarts"
-check_at_least "nats-server nodes restarted" "$FAULTS" "$node_restarts"
+atw_check_at_least "worker processes killed and restarted" "$FAULTS" "$worker_restarts"
+atw_check_at_least "nats-server nodes restarted" "$FAULTS" "$node_restarts"
 
 atw_log "per replica (processed_messages.processed_by: what each process wrote)"
 "${PSQL[@]}" -F ' ' -c "SELECT processed_by, count(*) FROM processed_messages
@@ -373,7 +331,7 @@ while read -r who count; do printf '  %-14s %8d\n' "$who" "$count"; done <"$CLUS
 for r in "${REPLICAS[@]}"; do
   sum=$(awk -v r="replica-$r." 'index($1, r) == 1 {s += $2} END {print s + 0}' "$CLUSTER_STATE/per-process.txt")
   printf '  replica-%s total  %8d\n' "$r" "$sum"
-  [ "$sum" -gt 0 ] || { echo "  FAIL  replica-$r processed nothing"; failures=$((failures + 1)); }
+  [ "$sum" -gt 0 ] || { echo "  FAIL  replica-$r processed nothing"; ATW_FAILURES=$((ATW_FAILURES + 1)); }
 done
 rate=$(awk -v n="$BACKLOG" -v t="$elapsed" 'BEGIN {printf "%.0f", n / t}')
 if [ -n "$done_at" ]; then
@@ -388,8 +346,8 @@ if [ -n "$done_at" ]; then
 fi
 if [ "$FAULTS" = 0 ]; then faults="undisturbed"; else faults="with the kill and the restart"; fi
 echo "  total: $BACKLOG messages in $elapsed s = $rate messages/s (3 replicas, 3 nodes, R3, $faults)"
-if [ "$failures" -gt 0 ]; then
-  echo "cluster run: $failures check(s) failed; logs in $CLUSTER_STATE" >&2
+if [ "$ATW_FAILURES" -gt 0 ]; then
+  echo "cluster run: $ATW_FAILURES check(s) failed; logs in $CLUSTER_STATE" >&2
   exit 1
 fi
 echo "cluster run: all checks passed"

@@ -20,6 +20,17 @@ export NATS_URL="nats://127.0.0.1:${ATW_NATS_PORT}"
 export DATABASE_URL="postgresql://postgres@127.0.0.1:${ATW_PG_PORT}/asset_telemetry"
 export REDIS_URL="redis://127.0.0.1:${ATW_REDIS_PORT}/0"
 
+# atw_run_mode ARG: the run scripts' one argument (cluster.sh, shards.sh): sets ATW_MODE to run
+# (none), keep (--keep) or test (--test); anything else is a usage error.
+atw_run_mode() {
+  case "${1:-}" in
+    "") ATW_MODE=run ;;
+    --keep) ATW_MODE=keep ;;
+    --test) ATW_MODE=test ;;
+    *) echo "usage: $0 [--keep|--test]" >&2; exit 2 ;;
+  esac
+}
+
 atw_log() { printf '\033[1m==> %s %s\033[0m\n' "$(date +%T)" "$*" >&2; }
 
 ATW_PACKAGES=(build-essential cmake ninja-build pkg-config git ca-certificates
@@ -76,10 +87,10 @@ atw_start_nats() {
   atw_log "starting nats-server on 127.0.0.1:$ATW_NATS_PORT"
   # GOGC=400: the collector runs a quarter as often. The duplicate windows keep every message id
   # of the last 10 minutes on the heap, and each collection marks them all, taking a core from
-  # the worker and PostgreSQL on a small machine (README, "Benchmark").
+  # the worker and PostgreSQL on a small machine (docs/benchmarks.md).
   # GOMAXPROCS=1: these servers and the worker share the machine's cores, and nats-server needs
   # well under one; run on one scheduler processor it spent less CPU per message in a drain,
-  # and so did the worker beside it (README, "Benchmark").
+  # and so did the worker beside it (docs/benchmarks.md).
   # disable_sublist_cache: nearly every subject this server routes is used once (each message's
   # ack subject, each PubAck's reply subject), so its subject cache only churns.
   echo "disable_sublist_cache: true" >"$ATW_STATE/nats.conf"
@@ -91,9 +102,11 @@ atw_start_nats() {
   atw_wait_port "$ATW_NATS_PORT" nats-server
 }
 
+# atw_start_postgres [DIR PORT]: the cluster in DIR (default atw_pg_dir) on PORT (default
+# ATW_PG_PORT), made on first use, with a database asset_telemetry.
 atw_start_postgres() {
-  local dir
-  dir="$(atw_pg_dir)"
+  local dir="${1:-}" port="${2:-$ATW_PG_PORT}"
+  [ -n "$dir" ] || dir="$(atw_pg_dir)"
   if [ ! -s "$dir/PG_VERSION" ]; then
     atw_log "creating a PostgreSQL cluster in $dir"
     mkdir -p "$dir" && chown postgres:postgres "$dir" && chmod 700 "$dir"
@@ -101,20 +114,20 @@ atw_start_postgres() {
       --locale=C.UTF-8 >/dev/null
   fi
   if ! runuser -u postgres -- "$ATW_PG_BIN/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
-    atw_log "starting PostgreSQL on 127.0.0.1:$ATW_PG_PORT"
+    atw_log "starting PostgreSQL on 127.0.0.1:$port"
     # Durable settings as in production (fsync and synchronous_commit stay on); memory and WAL
     # sized for a write-heavy service rather than PostgreSQL's tiny defaults.
     runuser -u postgres -- "$ATW_PG_BIN/pg_ctl" -D "$dir" -w -t 60 -l "$dir/server.log" \
-      -o "-p $ATW_PG_PORT -c listen_addresses=127.0.0.1 -k /tmp -c max_connections=200 \
+      -o "-p $port -c listen_addresses=127.0.0.1 -k /tmp -c max_connections=200 \
           -c shared_buffers=512MB -c wal_buffers=32MB -c max_wal_size=4GB \
           -c checkpoint_timeout=15min -c checkpoint_completion_target=0.9 \
           -c log_checkpoints=on -c log_lock_waits=on -c log_autovacuum_min_duration=250ms \
           -c log_line_prefix='%m [%p] '" start \
       >/dev/null
   fi
-  psql -h 127.0.0.1 -p "$ATW_PG_PORT" -U postgres -tAc \
+  psql -h 127.0.0.1 -p "$port" -U postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname = 'asset_telemetry'" | grep -q 1 ||
-    psql -h 127.0.0.1 -p "$ATW_PG_PORT" -U postgres -qc "CREATE DATABASE asset_telemetry"
+    psql -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE DATABASE asset_telemetry"
 }
 
 atw_start_redis() {
@@ -152,4 +165,55 @@ atw_wait_port() {
   done
   echo "$2 did not start on port $1" >&2
   return 1
+}
+
+# atw_supervise DIR NAME CMD...: runs CMD again whenever it exits (as Kubernetes restarts a
+# container), until DIR/stop exists. The current child's pid is in DIR/NAME.pid; each start
+# appends "pid time" to DIR/NAME.starts and runs with ATW_START set to its number (1, 2, ...).
+# The supervisor's own pid is in DIR/NAME.supervisor.
+atw_supervise() {
+  local dir="$1" name="$2"
+  shift 2
+  (
+    export ATW_START=0
+    while [ ! -e "$dir/stop" ]; do
+      ATW_START=$((ATW_START + 1))
+      "$@" >>"$dir/$name.log" 2>&1 &
+      echo $! >"$dir/$name.pid"
+      echo "$! $(date +%s.%N)" >>"$dir/$name.starts"
+      wait $! || true
+      [ -e "$dir/stop" ] || sleep 1
+    done
+  ) </dev/null &
+  echo $! >"$dir/$name.supervisor"
+}
+
+# atw_stop_supervised DIR NAME...: stops the supervised processes NAME... (SIGTERM: a worker
+# drains) and their supervisors, and leaves DIR ready for more.
+atw_stop_supervised() {
+  local dir="$1" name
+  shift
+  touch "$dir/stop"
+  for name in "$@"; do kill -TERM "$(cat "$dir/$name.pid")" 2>/dev/null || true; done
+  for name in "$@"; do wait "$(cat "$dir/$name.supervisor")" 2>/dev/null || true; done
+  rm -f "$dir/stop"
+}
+
+# The run scripts' checks (cluster.sh, shards.sh): one line each; ATW_FAILURES counts the failed.
+ATW_FAILURES=0
+atw_check() {  # atw_check DESCRIPTION EXPECTED ACTUAL
+  if [ "$2" = "$3" ]; then
+    printf '  ok    %-62s %s\n' "$1" "$3"
+  else
+    printf '  FAIL  %-62s %s (expected %s)\n' "$1" "$3" "$2"
+    ATW_FAILURES=$((ATW_FAILURES + 1))
+  fi
+}
+atw_check_at_least() {  # atw_check_at_least DESCRIPTION MINIMUM ACTUAL
+  if [ "$3" -ge "$2" ]; then
+    printf '  ok    %-62s %s\n' "$1" "$3"
+  else
+    printf '  FAIL  %-62s %s (expected at least %s)\n' "$1" "$3" "$2"
+    ATW_FAILURES=$((ATW_FAILURES + 1))
+  fi
 }

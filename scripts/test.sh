@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Every test: installs what is missing, builds, starts nats-server, PostgreSQL and Redis on
 # loopback, runs the unit and integration tests under ASan+UBSan, runs each fuzz target for
-# ATW_FUZZ_SECONDS (20), then runs the fault suite, the ops tests and the cluster run against the
-# Release build with ctest (last, so that its summary ends the output), and stops the servers it
-# started. Any failing phase fails the script. Each test runs once: the unit and integration
-# tests in the sanitizer build only (the Release build compiles neither).
+# ATW_FUZZ_SECONDS (20), then runs the fault suite, the ops tests, the cluster run and the shards
+# run against the Release build with ctest (last, so that its summary ends the output), and stops
+# the servers it started. Any failing phase fails the script. Each test runs once: the unit and
+# integration tests in the sanitizer build only (the Release build compiles neither).
 set -euo pipefail
 source "$(dirname "$0")/servers.sh"
 
@@ -57,6 +57,6 @@ for target in telemetry formula links; do
   rm -rf "$corpus" "$corpus.log"
 done
 
-atw_log "fault suite, ops tests and cluster run (Release, build/)"
+atw_log "fault suite, ops tests, cluster and shards runs (Release, build/)"
 cd "$ATW_ROOT/build"
 ctest --output-on-failure --timeout 600 -R '^(faults|ops|cluster)\.' "$@"
