@@ -62,21 +62,21 @@ def quantity(q):
     return float(q)
 
 
-def readme_figures():
-    """The worker's largest peak RSS (MB) and CPU per message (us) in README's benchmark table:
-    the rows 'peak RSS, ...' (every measured figure in it is the worker's, in MB) and 'CPU per
+def benchmark_figures():
+    """The worker's largest peak RSS (MB) and CPU per message (us) in the benchmark's table in
+    docs/benchmarks.md: the rows 'peak RSS, ...' (every measured figure in it is the worker's, in MB) and 'CPU per
     message, drain: worker / nats-server / PostgreSQL' (the worker's figure first in each cell)."""
-    text = (ops.SOURCE_DIR / "README.md").read_text()
+    text = (ops.SOURCE_DIR / "docs/benchmarks.md").read_text()
     rss_row = re.search(r"^\| peak RSS[^|]*\|(.*)$", text, re.M)
     cpu_row = re.search(r"^\| CPU per message, drain: worker[^|]*\|(.*)$", text, re.M)
-    assert rss_row and cpu_row, "README's benchmark table no longer has the rows 'peak RSS' and " \
+    assert rss_row and cpu_row, "docs/benchmarks.md's benchmark table no longer has the rows 'peak RSS' and " \
                                 "'CPU per message, drain: worker / ...': update this test with it"
     # Every cell but the target's ("<= 100 MB").
     rss = [float(n) for cell in rss_row.group(1).split("|") if "<" not in cell
            for n in re.findall(r"[\d.]+", cell)]
     cpu = [float(n) for cell in cpu_row.group(1).split("|") if "/" in cell
            for n in re.findall(r"[\d.]+", cell.split("/")[0])]
-    assert rss and cpu, "no figures in README's 'peak RSS' or 'CPU per message' rows"
+    assert rss and cpu, "no figures in docs/benchmarks.md's 'peak RSS' or 'CPU per message' rows"
     return max(rss), max(cpu)
 
 
@@ -277,7 +277,7 @@ class ManifestsTest(unittest.TestCase):
                 self.assertEqual(sc["capabilities"]["drop"], ["ALL"])
 
     def test_resources_fit_the_benchmark(self):
-        rss_mb, cpu_us = readme_figures()
+        rss_mb, cpu_us = benchmark_figures()
         res = self.container["resources"]
         # CPU for 10,000 msg/s (the design's rate per worker) at the measured cost per message.
         self.assertGreaterEqual(quantity(res["requests"]["cpu"]), cpu_us * 1e-6 * 10_000)
