@@ -219,7 +219,10 @@ Status PgReprocessStore::lock(const Batch& b) {
   for (const auto& s : b.scores) assets.push_back(s.asset_id);
   std::sort(assets.begin(), assets.end());
   assets.erase(std::unique(assets.begin(), assets.end()), assets.end());
-  r = db_.exec(kType, "SELECT 1 FROM assets WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+  // Through a join, as the sink locks them (pg_telemetry_sink.cc says why).
+  r = db_.exec(kType,
+               "SELECT 1 FROM unnest($1::text[]) AS k(id) JOIN assets a ON a.id = k.id"
+               " ORDER BY a.id FOR UPDATE OF a",
                {text_array(assets)});
   return r.ok() ? Status() : r.status();
 }

@@ -412,9 +412,14 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
     // other table as it was when the statement began, so a state read in the locking statement
     // could be one that transaction has since changed. The next statement starts after the
     // locks are held and sees everything committed before.
+    // The locks through a join, not `id = ANY(...)`: a row another lane changed while this one
+    // waited is checked again, and an index scan on an array checks it by sorting the whole
+    // array again, for every such row (10,000 assets locked after another lane: 59 s against
+    // 0.1 s).
     sql += fmt::format(
-        "; SELECT id, health_score::text, health_score_updated_at::text"
-        " FROM assets WHERE id = ANY({0}::text[]) ORDER BY id FOR UPDATE"
+        "; SELECT a.id, a.health_score::text, a.health_score_updated_at::text"
+        " FROM unnest({0}::text[]) AS k(id) JOIN assets a ON a.id = k.id"
+        " ORDER BY a.id FOR UPDATE OF a"
         "; SELECT asset_id, state, entered_at::text, entered_score, changes,"
         " coalesce(pending_state, ''), pending_since::text, pending_count"
         " FROM asset_health_states WHERE asset_id = ANY({0}::text[])",
