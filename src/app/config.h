@@ -65,7 +65,7 @@ struct Config {
   int link_cache_ttl_s = 300;
   int link_cache_empty_ttl_s = 60;
   int memory_cache_ttl_s = 30;
-  int memory_cache_capacity = 200000;
+  int memory_cache_capacity = 50000;
   // Operations
   std::string http_addr = "0.0.0.0:8080";
   std::string worker_id;  // default: the host name
