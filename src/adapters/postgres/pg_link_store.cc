@@ -10,16 +10,23 @@ namespace {
 
 // The seed's link query for many devices at once; `{}` is the tenant check on assets, when the
 // table has the column. Every column is read as text (see the header).
+// Each device's links are looked up on their own (LATERAL; OFFSET 0 keeps the planner from
+// merging the lookup into one join): a batch's devices cost the same however large the tables
+// are, even before the tables have statistics. As one join, on a freshly loaded entity_edges
+// the planner took it for a one-row table and hashed all of it for every batch (342 against
+// 42 ms a batch of 3,300 devices among 100,000).
 constexpr const char* kLinkQuery =
-    "SELECT k.ord, ee.id::text, ee.target_entity_id::text, ee.metadata::text, a.name::text,"
-    " a.asset_type_id::text, at.telemetry_schema::text, ee.valid_from::text,"
-    " ee.valid_until::text"
-    " FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(org, dev, ord)"
-    " JOIN entity_edges ee ON ee.tenant_id = k.org AND ee.source_entity_id = k.dev"
-    " JOIN assets a ON a.id = ee.target_entity_id{}"
-    " JOIN asset_types at ON at.id = a.asset_type_id"
-    " WHERE ee.source_entity_type = 'Device' AND ee.target_entity_type = 'Asset'"
-    "  AND ee.relationship_type = 'MONITORED_BY'"
+    "SELECT k.ord, l.* FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(org, dev, ord)"
+    " CROSS JOIN LATERAL ("
+    "  SELECT ee.id::text, ee.target_entity_id::text, ee.metadata::text, a.name::text,"
+    "  a.asset_type_id::text, at.telemetry_schema::text, ee.valid_from::text,"
+    "  ee.valid_until::text"
+    "  FROM entity_edges ee"
+    "  JOIN assets a ON a.id = ee.target_entity_id{}"
+    "  JOIN asset_types at ON at.id = a.asset_type_id"
+    "  WHERE ee.tenant_id = k.org AND ee.source_entity_id = k.dev"
+    "  AND ee.source_entity_type = 'Device' AND ee.target_entity_type = 'Asset'"
+    "  AND ee.relationship_type = 'MONITORED_BY' OFFSET 0) AS l"
     " ORDER BY k.ord";
 constexpr const char* kTenantCheck = " AND (a.tenant_id IS NULL OR a.tenant_id = ee.tenant_id)";
 
