@@ -114,6 +114,7 @@ with open(f"{prefix}.md", "w") as f:
     f.write(f"\n![cost per message against each factor]({prefix.split('/')[-1]}.png)\n")
 
 panels = []
+# The metrics panel is log-log: a cost that grows in proportion to the metrics is a straight line.
 for factor, title, logx in (("devices", "devices", True), ("metrics", "metrics per message", True),
                             ("assets", "assets per device", False),
                             ("history", "history rows already written", False)):
@@ -126,6 +127,7 @@ for factor, title, logx in (("devices", "devices", True), ("metrics", "metrics p
 set title 'CPU per message against {title}'
 set xlabel '{title}'
 {'set logscale x' if logx else 'unset logscale x'}
+{'set logscale y; set yrange [1:*]' if factor == 'metrics' else 'unset logscale y; set yrange [0:*]'}
 plot '{path}' using 1:5 with linespoints title 'all', '' using 1:2 with linespoints title 'worker', \\
      '' using 1:3 with linespoints title 'nats-server', '' using 1:4 with linespoints title 'PostgreSQL'
 """)
