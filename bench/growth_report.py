@@ -4,8 +4,9 @@ table and targets; writes PREFIX.md and PREFIX.png (gnuplot: a panel a factor, c
 against the factor). PG1 is the machine's one-connection PostgreSQL ceiling (msg/s), named in
 the report so that its figures can be put beside another machine's."""
 import json
-import subprocess
 import sys
+
+import gnuplot
 
 prefix, pg1 = sys.argv[1], float(sys.argv[2])
 points = [json.loads(line) for line in open(f"{prefix}.jsonl") if line.strip()]
@@ -140,8 +141,4 @@ set yrange [0:*]
 {''.join(panels)}
 unset multiplot
 """
-try:
-    subprocess.run(["gnuplot"], input=plot, text=True, check=True)
-    print(f"\nreport: {prefix}.md, {prefix}.png")
-except (OSError, subprocess.CalledProcessError) as e:
-    print(f"\nreport: {prefix}.md (no plot: {e})")
+gnuplot.render(plot, prefix)

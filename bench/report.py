@@ -7,8 +7,9 @@ The steady phases: `steady` at the fixed rate RATE, `half` at half the drain rat
 the same run (its latency targets hold at a share of the machine's capacity)."""
 import json
 import re
-import subprocess
 import sys
+
+import gnuplot
 
 prefix, backlog, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 
@@ -161,8 +162,4 @@ set key autotitle columnhead
 plot for [c=2:8] '{prefix}-cpu-half.csv' using 1:c with lines
 unset multiplot
 """
-try:
-    subprocess.run(["gnuplot"], input=plot, text=True, check=True)
-    print(f"\nreport: {prefix}.md, {prefix}.png")
-except (OSError, subprocess.CalledProcessError) as e:
-    print(f"\nreport: {prefix}.md (no plot: {e})")
+gnuplot.render(plot, prefix)
