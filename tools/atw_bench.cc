@@ -17,6 +17,7 @@
 
 #include "adapters/nats/jetstream_publisher.h"
 #include "adapters/nats/jetstream_source.h"
+#include "adapters/nats/jetstream_topology.h"
 #include "adapters/nats/nats_connection.h"
 #include "adapters/nats/stream_reader.h"
 #include "adapters/postgres/pg_connection.h"

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "adapters/nats/jetstream_publisher.h"
+#include "adapters/nats/jetstream_topology.h"
 #include "adapters/nats/nats_connection.h"
 #include "adapters/nats/stream_reader.h"
 #include "app/config.h"
@@ -63,8 +64,9 @@ int main(int argc, char** argv) {
   ensure->add_option("--replicas", replicas, "Copies of the stream on a JetStream cluster")
       ->check(CLI::Range(1, 5));
   int duplicate_window_s = 600;
-  ensure->add_option("--duplicate-window", duplicate_window_s,
-                     "Seconds the stream remembers message ids (Nats-Msg-Id) to drop copies")
+  ensure
+      ->add_option("--duplicate-window", duplicate_window_s,
+                   "Seconds the stream remembers message ids (Nats-Msg-Id) to drop copies")
       ->check(CLI::Range(1, 86400));
 
   auto* info = app.add_subcommand("stream-info", "Print the server's JSON about a stream");

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "adapters/nats/jetstream_publisher.h"
+#include "adapters/nats/jetstream_topology.h"
 #include "adapters/nats/nats_connection.h"
 #include "adapters/nats/stream_reader.h"
 #include "app/commands.h"

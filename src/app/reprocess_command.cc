@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "adapters/nats/jetstream_publisher.h"
+#include "adapters/nats/jetstream_topology.h"
 #include "adapters/nats/stream_reader.h"
 #include "adapters/nats/stream_replay.h"
 #include "adapters/postgres/pg_link_store.h"

@@ -8,6 +8,8 @@
 #include "adapters/http/prometheus_text.h"
 #include "adapters/nats/jetstream_publisher.h"
 #include "adapters/nats/jetstream_source.h"
+#include "adapters/nats/jetstream_topology.h"
+#include "adapters/nats/max_deliveries_advisory.h"
 #include "adapters/nats/nats_connection.h"
 #include "adapters/nats/stream_reader.h"
 #include "adapters/postgres/pg_link_listener.h"
@@ -15,10 +17,12 @@
 #include "adapters/postgres/pg_writer_pool.h"
 #include "adapters/redis/redis_link_cache.h"
 #include "app/commands.h"
+#include "app/heartbeat.h"
 #include "app/history_timer.h"
+#include "app/safety_net_thread.h"
 #include "app/system_clock.h"
 #include "common/error_types.h"
-#include "pipeline/max_delivery_net.h"
+#include "pipeline/max_deliveries_dead_letterer.h"
 #include "pipeline/worker.h"
 
 namespace atw {
@@ -32,81 +36,40 @@ void sleep_for(milliseconds d) {
   std::this_thread::sleep_for(d);
 }
 
-int64_t steady_nanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-// Connects to NATS and sets up the streams and the consumer, retrying until it works or the
-// worker is told to stop: a worker started before its servers waits for them.
 struct NatsSetup {
   std::unique_ptr<NatsConnection> connection;
-  std::string input_stream;
-  std::string advisory_stream;  // captures the input consumer's MAX_DELIVERIES advisories
-  std::string dlq_stream;
+  WorkerTopology topology;
 };
 
-// The safety net's stream (SPEC D14): the server's MAX_DELIVERIES advisories for the input
-// consumer, kept until a worker has turned each into a dead-letter record, so that none is lost
-// while no worker is listening.
-Result<std::string> ensure_advisory_stream(NatsConnection& nc, const Config& c,
-                                           const std::string& input_stream, Logger& log) {
-  StreamSpec spec{
-      fmt::format("{}_{}_MAX_DELIVERIES", input_stream, c.durable),
-      fmt::format("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{}", input_stream, c.durable),
-      seconds(600), c.stream_replicas, "workqueue"};
-  auto stream = ensure_stream(nc, spec, log);
-  if (!stream.ok()) return stream;
-  // Unlimited deliveries: an advisory is retried until its record is stored.
-  Status consumer =
-      ensure_consumer(nc, {*stream, c.durable, spec.subject, -1, seconds(c.ack_wait_s), 1000}, log);
-  if (!consumer.ok()) return consumer;
-  return stream;
-}
-
+// Connects to NATS and sets up the streams and the consumers, retrying until it works or the
+// worker is told to stop: a worker started before its servers waits for them.
 Result<NatsSetup> connect_nats(const Config& c, Logger& log, const std::atomic<bool>& stop) {
   const NatsSettings settings = c.nats("asset-worker " + c.worker_id);
-  Status last;
+  const TopologySettings topology{
+      .input_subject = c.input_subject,
+      .output_subject = c.output_subject,
+      .state_subject = c.state_subject,
+      .dlq_subject = c.dlq_subject,
+      .durable = c.durable,
+      .replicas = c.stream_replicas,
+      .input_max_age = c.input_max_age,
+      .output_max_age = c.output_max_age,
+      .dlq_max_age = c.dlq_max_age,
+      .max_deliver = c.max_deliver,
+      .ack_wait = seconds(c.ack_wait_s),
+      .max_ack_pending = c.max_ack_pending,
+  };
   while (!stop.load()) {
     auto conn = NatsConnection::connect(settings, log, seconds(5));
     if (!conn.ok()) {
-      last = conn.status();
-      if (last.permanent()) return last;  // refused: a setting to fix, not a server to wait for
-      log.warn("waiting for NATS", {{"error", last.message()}});
+      if (conn.status().permanent()) return conn.status();  // refused: a setting to fix
+      log.warn("waiting for NATS", {{"error", conn.status().message()}});
       continue;
     }
-    auto input = ensure_stream(**conn,
-                               {"TELEMETRY_NORMALIZED", c.input_subject, seconds(600),
-                                c.stream_replicas, "limits", c.input_max_age},
-                               log);
-    auto output = input.ok() ? ensure_stream(**conn,
-                                             {"TELEMETRY_ASSET", c.output_subject, seconds(600),
-                                              c.stream_replicas, "limits", c.output_max_age},
-                                             log)
-                             : input;
-    auto states = output.ok()
-                      ? ensure_stream(**conn,
-                                      {"TELEMETRY_ASSET_STATE", c.state_subject, seconds(600),
-                                       c.stream_replicas, "limits", c.output_max_age},
-                                      log)
-                      : output;
-    auto dlq = states.ok() ? ensure_stream(**conn,
-                                           {"TELEMETRY_DLQ", c.dlq_subject, seconds(600),
-                                            c.stream_replicas, "limits", c.dlq_max_age},
-                                           log)
-                           : states;
-    Status consumer = dlq.ok() ? ensure_consumer(**conn,
-                                                 {*input, c.durable, c.input_subject, c.max_deliver,
-                                                  seconds(c.ack_wait_s), c.max_ack_pending},
-                                                 log)
-                               : dlq.status();
-    auto advisories = consumer.ok() ? ensure_advisory_stream(**conn, c, *input, log)
-                                    : Result<std::string>(consumer);
-    if (advisories.ok()) return NatsSetup{std::move(conn).value(), *input, *advisories, *dlq};
-    consumer = advisories.status();
-    if (consumer.permanent()) return consumer;
-    log.warn("waiting for JetStream", {{"error", consumer.message()}});
+    auto streams = ensure_worker_topology(**conn, topology, log);
+    if (streams.ok()) return NatsSetup{std::move(conn).value(), *streams};
+    if (streams.status().permanent()) return streams.status();
+    log.warn("waiting for JetStream", {{"error", streams.status().message()}});
     sleep_for(seconds(1));
   }
   return Status::unavailable(error_type::kNatsUnavailable, "stopped before NATS was reachable");
@@ -139,13 +102,13 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
   }
   NatsConnection& nc = *nats->connection;
 
-  PullSettings pull{nats->input_stream, c.durable, static_cast<uint64_t>(c.max_deliver)};
+  PullSettings pull{nats->topology.input_stream, c.durable, static_cast<uint64_t>(c.max_deliver)};
   auto source = JetStreamSource::create(nc, pull, metrics, log);
   // A publish waits for its PubAcks at most a third of AckWait: while the output stream refuses
   // them, the retry loop must get back to its keepalives before the messages in hand expire.
   const milliseconds puback_wait = std::min<milliseconds>(seconds(5), seconds(c.ack_wait_s) / 3);
   auto publisher = JetStreamPublisher::create(nc, puback_wait);
-  PullSettings advisory_pull{nats->advisory_stream, c.durable, UINT64_MAX};
+  PullSettings advisory_pull{nats->topology.advisory_stream, c.durable, UINT64_MAX};
   advisory_pull.reports_pending = false;
   auto advisories = JetStreamSource::create(nc, advisory_pull, metrics, log);
   auto net_publisher = JetStreamPublisher::create(nc, puback_wait);
@@ -187,8 +150,9 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
       return 1;
     }
   }
-  LinkMemory memory(static_cast<size_t>(c.memory_cache_capacity), seconds(c.memory_cache_ttl_s),
-                    seconds(std::min(c.memory_cache_ttl_s, c.link_cache_empty_ttl_s)));
+  InProcessLinkCache memory(static_cast<size_t>(c.memory_cache_capacity),
+                            seconds(c.memory_cache_ttl_s),
+                            seconds(std::min(c.memory_cache_ttl_s, c.link_cache_empty_ttl_s)));
   LinkResolver resolver(memory, redis.get(), store, clock, metrics);
   LinkChangeInbox link_changes;
   PgLinkListener link_listener(c.database(), link_changes, log);
@@ -202,14 +166,8 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
   // A dead-letter record must fit the server's max_payload with its headers (Nats-Msg-Id).
   const int64_t max_payload = nc.max_payload();
   ps.max_record_bytes = max_payload > 1024 ? static_cast<size_t>(max_payload - 512) : SIZE_MAX;
-  // Liveness: the pipeline thread beats at every loop cycle and every wait for a server; a
-  // thread stuck in a call that never returns stops beating and /healthz fails.
-  std::atomic<int64_t> last_beat{steady_nanos()};
-  const auto beat = [&] { last_beat.store(steady_nanos(), std::memory_order_relaxed); };
-  const auto beating_sleep = [&](milliseconds d) {
-    beat();
-    sleep_for(d);
-  };
+  Heartbeat heartbeat(seconds(c.stall_timeout_s));
+  const auto beating_sleep = [&](milliseconds d) { heartbeat.sleep(d); };
   BatchProcessor processor({**source, resolver, sink, **publisher, clock, metrics, log}, ps, stop,
                            beating_sleep);
   // Named: three batch sizes of one type side by side would swap silently by position.
@@ -225,26 +183,23 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
   // and no batch waiting for a server.
   std::atomic<bool> db_up{db.connected()};
   HttpServer http({[&] {
-                     return render_prometheus(metrics.snapshot(),
-                                              {ATW_VERSION, c.worker_id, nats->input_stream});
+                     return render_prometheus(metrics.snapshot(), {ATW_VERSION, c.worker_id,
+                                                                   nats->topology.input_stream});
                    },
                    [&] {
                      return nc.connected() && !nc.refused_within(seconds(10)) && db_up.load() &&
                             worker.healthy();
                    },
-                   [&] {
-                     const int64_t silent = steady_nanos() - last_beat.load();
-                     return silent < int64_t{c.stall_timeout_s} * 1'000'000'000;
-                   }});
+                   [&] { return heartbeat.alive(); }});
   if (Status st = http.start(c.http); !st.ok()) {
     log.error("cannot serve HTTP", {{"error", st.message()}});
     return 2;
   }
-  log.info("ready", {{"httpAddr", c.http_addr}, {"stream", nats->input_stream}});
+  log.info("ready", {{"httpAddr", c.http_addr}, {"stream", nats->topology.input_stream}});
 
   auto last_probe = std::chrono::steady_clock::now();
   const auto on_cycle = [&] {
-    beat();
+    heartbeat.beat();
     if (const size_t purged = link_changes.apply(resolver); purged > 0) {
       log.debug("link caches purged", {{"keys", static_cast<uint64_t>(purged)}});
     }
@@ -257,33 +212,17 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
     // The probed connection stands for the database: the writer lanes only learn of an
     // outage or a recovery when they next write.
     db_up.store(db.connected());
-    metrics.set_up("postgres", db_up.load());
-    metrics.set_up("nats", nc.connected());
+    metrics.set_up(Server::kPostgres, db_up.load());
+    metrics.set_up(Server::kNats, nc.connected());
   };
-  // The safety net runs beside the pipeline, on its own consumer and publisher.
+  // The safety net runs beside the pipeline, on its own consumer, publisher and thread.
   StreamMessageStore input_store(nc);
-  MaxDeliveryNet net({**advisories, input_store, **net_publisher, clock, metrics, log},
-                     c.dlq_subject, seconds(5), ps.max_record_bytes);
-  // The same thread reads the DLQ's depth and the consumer's state for /metrics now and then:
-  // the pipeline only learns the backlog from each message it gets.
-  std::thread net_thread([&] {
-    auto next_look = std::chrono::steady_clock::now();
-    while (!stop.load()) {
-      if (net.poll(seconds(1)) == 0 && !nc.connected()) sleep_for(seconds(1));
-      if (std::chrono::steady_clock::now() < next_look || !nc.connected()) continue;
-      next_look = std::chrono::steady_clock::now() + seconds(5);
-      if (auto dlq = stream_state(nc, nats->dlq_stream); dlq.ok()) {
-        metrics.set_dlq_depth(static_cast<int64_t>(dlq->messages));
-      }
-      if (auto consumer = consumer_state(nc, nats->input_stream, c.durable); consumer.ok()) {
-        metrics.set_stream_pending(static_cast<int64_t>(consumer->pending));
-        metrics.set_ack_pending(static_cast<int64_t>(consumer->ack_pending));
-      }
-    }
-  });
+  MaxDeliveriesDeadLetterer net({**advisories, read_max_deliveries_advisory, input_store,
+                                 **net_publisher, clock, metrics, log},
+                                c.dlq_subject, seconds(5), ps.max_record_bytes);
+  SafetyNetThread beside(net, nc, nats->topology, c.durable, metrics, stop);
   const uint64_t handled = worker.run(stop, beating_sleep, on_cycle);
   if (history_timer) history_timer->stop();
-  net_thread.join();
   http.stop();
   log.info("stopped", {{"messages", handled}});
   return 0;

@@ -68,7 +68,7 @@ std::unique_ptr<BatchProcessor::InFlight> BatchProcessor::start(std::vector<Deli
     items.push_back(std::move(item));
   }
   in_hand_.push_back(f.get());
-  if (in_hand_.size() == 1) last_keepalive_ = fetched_at;
+  if (in_hand_.size() == 1) keepalive_.restart(fetched_at);
   f->timer.lap("parse");
 
   // 2. Resolve the links of every distinct device of the batch, one round trip per tier.
@@ -174,11 +174,7 @@ Status BatchProcessor::with_retries(const char* stage, size_t messages,
     sleep_(std::min(backoff, settings_.keepalive));
     // The server's AckWait runs on wall time, which includes the failing calls themselves (a
     // connect timeout can outlast the backoff), so the interval is measured on the clock.
-    const Timestamp now = d_.clock.now();
-    if (now.micros - last_keepalive_.micros >= settings_.keepalive.count() * 1000) {
-      keep_alive();
-      last_keepalive_ = now;
-    }
+    if (keepalive_.due(d_.clock.now())) keep_alive();
     backoff = std::min(backoff * 2, settings_.retry_max);
   }
 }

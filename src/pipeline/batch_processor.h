@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "domain/telemetry.h"
 #include "pipeline/asset_transform.h"
+#include "pipeline/batch_window.h"
 #include "pipeline/link_resolver.h"
 #include "pipeline/ports.h"
 #include "pipeline/worker_metrics.h"
@@ -116,7 +117,8 @@ class BatchProcessor {
   // The batches between start and finish: every delivery in them waits for the slowest stage,
   // so every one is kept alive while a stage waits for a server, whatever its own fate.
   std::vector<InFlight*> in_hand_;
-  Timestamp last_keepalive_;  // when the oldest batch was fetched, or last kept alive
+  // From when the oldest batch was fetched, or last kept alive.
+  KeepaliveSchedule keepalive_{settings_.keepalive, Timestamp{}};
   std::atomic<bool> healthy_{true};
 };
 

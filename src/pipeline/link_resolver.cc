@@ -10,7 +10,7 @@ constexpr std::string_view kMemoryTier = "memory";
 constexpr std::string_view kSharedTier = "redis";
 }  // namespace
 
-LinkResolver::LinkResolver(LinkMemory& memory, LinkCache* shared, LinkStore& store,
+LinkResolver::LinkResolver(InProcessLinkCache& memory, LinkCache* shared, LinkStore& store,
                            const Clock& clock, WorkerMetrics& metrics)
     : memory_(memory), shared_(shared), store_(store), clock_(clock), metrics_(metrics) {
   metrics_.add_cache(kMemoryTier, 0, 0);

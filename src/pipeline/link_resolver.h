@@ -10,7 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "pipeline/link_memory.h"
+#include "pipeline/in_process_link_cache.h"
 #include "pipeline/ports.h"
 #include "pipeline/worker_metrics.h"
 
@@ -22,7 +22,7 @@ class LinkResolver {
  public:
   // `shared` may be null: the in-process cache then serves alone (no REDIS_URL).
   // Exports the lookup counters of each tier it has, at 0 (SPEC D16).
-  LinkResolver(LinkMemory& memory, LinkCache* shared, LinkStore& store, const Clock& clock,
+  LinkResolver(InProcessLinkCache& memory, LinkCache* shared, LinkStore& store, const Clock& clock,
                WorkerMetrics& metrics);
 
   // Links for every key (duplicates allowed). Fails only when the store fails.
@@ -39,7 +39,7 @@ class LinkResolver {
   }
 
  private:
-  LinkMemory& memory_;
+  InProcessLinkCache& memory_;
   LinkCache* shared_;
   LinkStore& store_;
   const Clock& clock_;

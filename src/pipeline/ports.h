@@ -73,6 +73,18 @@ class MessageSource {
   virtual uint64_t max_deliver() const = 0;
 };
 
+// What a MAX_DELIVERIES advisory says: the server gave up on the message at `stream_sequence`
+// of `stream` after `deliveries` deliveries to `consumer`.
+struct MaxDeliveriesAdvisory {
+  std::string stream;
+  std::string consumer;
+  uint64_t stream_sequence = 0;
+  uint64_t deliveries = 0;
+};
+// Reads an advisory off its payload (a NATS wire format, the nats adapter's to read); nullopt
+// when the payload is no MAX_DELIVERIES advisory.
+using AdvisoryReader = std::function<std::optional<MaxDeliveriesAdvisory>(std::string_view)>;
+
 // Stored stream messages, by sequence: what the DLQ's safety net needs of the input stream.
 // Thread-safe.
 struct StoredPayload {
@@ -138,9 +150,9 @@ struct AssetResult {
   std::string asset_id;
   MetricSet metrics;  // each with its quality
   double health_score = 0;
-  std::vector<HealthDetail> health_details;  // the rules that took points
+  std::vector<HealthDetail> health_details{};  // the rules that took points
   // The asset type's health states (domain/health_state.h); null: the type keeps none.
-  std::shared_ptr<const HealthStatePolicy> health_states;
+  std::shared_ptr<const HealthStatePolicy> health_states{};
 };
 
 // What one message produced, ready to be written.

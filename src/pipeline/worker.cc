@@ -4,18 +4,18 @@
 #include <chrono>
 #include <iterator>
 
+#include "pipeline/batch_window.h"
+
 namespace atw {
 
 void Worker::process_isolated(std::vector<Delivery> batch, Timestamp fetched_at) {
   size_t begin = 0;
-  Timestamp kept_alive = fetched_at;
+  KeepaliveSchedule keepalive(settings_.keepalive, fetched_at);
   while (begin < batch.size()) {
-    const Timestamp now = clock_.now();
-    if (now.micros - kept_alive.micros >= settings_.keepalive.count() * 1000) {
+    if (keepalive.due(clock_.now())) {
       for (size_t i = begin; i < batch.size(); ++i) (void)source_.in_progress(batch[i]);
       source_.keep_buffered_alive();
       (void)source_.flush();
-      kept_alive = now;
     }
     size_t end = begin + 1;
     if (batch[begin].delivery_count == 1) {
@@ -55,25 +55,17 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
     return processor_.start(std::move(batch), fetched_at);
   };
 
-  size_t window = 1;  // see the header: slow start, shrunk by redeliveries
-  // The largest batch for the backlog behind the last batch fetched (see the header).
-  const size_t live = std::min(settings_.batch_size, settings_.live_batch_size);
-  const size_t catch_up = std::clamp(settings_.catch_up_batch_size, live, settings_.batch_size);
-  const auto widest_for = [&](uint64_t behind) {
-    if (behind >= WorkerSettings::kDeepBacklog * settings_.batch_size) return settings_.batch_size;
-    return behind >= catch_up ? catch_up : live;
-  };
-  size_t widest = live;
-  Timestamp buffer_kept_alive = clock_.now();
+  // Slow start, shrunk by redeliveries, widest by the backlog (see the header).
+  BatchWindow window(
+      {settings_.batch_size, settings_.live_batch_size, settings_.catch_up_batch_size});
+  KeepaliveSchedule buffer_keepalive(settings_.keepalive, clock_.now());
   while (!stop.load()) {
     if (on_cycle) on_cycle();
     // What the server sent for earlier, wider requests waits in the source's buffer while the
     // window is small (one message at a time after a redelivery): it must not expire there.
-    if (const Timestamp now = clock_.now();
-        now.micros - buffer_kept_alive.micros >= settings_.keepalive.count() * 1000) {
+    if (buffer_keepalive.due(clock_.now())) {
       source_.keep_buffered_alive();
       (void)source_.flush();
-      buffer_kept_alive = now;
     }
     // The next batch is fetched and started before the pending one is finished: the pending
     // batch's write runs on its database connection while this fetch waits and while the next
@@ -81,11 +73,10 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
     // published. The fetch waits at most fetch_wait, and no longer than the pending write:
     // finishing that batch (its events, its acks) is worth more than a fuller next batch, and
     // the messages that arrive meanwhile make the batch after it.
-    const size_t want = std::min(window, widest);
     std::function<bool()> pending_written;
     if (pending) pending_written = [&pending] { return pending->written(); };
     auto batch =
-        source_.fetch(want, settings_.fetch_wait, window >= widest ? want : 0, pending_written);
+        source_.fetch(window.want(), settings_.fetch_wait, window.ahead(), pending_written);
     if (!batch.ok()) {
       finish_pending();
       if (fetch_ok_.exchange(false)) {
@@ -100,21 +91,18 @@ uint64_t Worker::run(const std::atomic<bool>& stop, const Sleeper& sleep,
     backoff = milliseconds{100};
     if (std::any_of(batch->begin(), batch->end(),
                     [](const Delivery& d) { return d.delivery_count > 1; })) {
-      window = 1;
+      window.redelivered();
       finish_pending();
       handled += batch->size();
       process_isolated(std::move(batch).value(), clock_.now());
       continue;
     }
     if (batch->empty()) {
-      // No growth on an empty fetch: an idle worker must not be at its widest when the
-      // redeliveries of a crashed one come due.
-      widest = live;
+      window.idle();
       finish_pending();
       continue;
     }
-    window = std::min(settings_.batch_size, window * 2);
-    widest = widest_for(batch->back().stream_pending);
+    window.grew(batch->back().stream_pending);
     auto next = start(std::move(batch).value());
     finish_pending();
     pending = std::move(next);

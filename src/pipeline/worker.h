@@ -37,8 +37,6 @@ struct WorkerSettings {
   milliseconds keepalive{10000};
   size_t live_batch_size = 100;      // the largest batch while the worker keeps up (see above)
   size_t catch_up_batch_size = 250;  // the largest batch over a shallow backlog (see above)
-  // A backlog of this many full batches or more is deep.
-  static constexpr size_t kDeepBacklog = 5;
 };
 
 class Worker {

@@ -121,14 +121,19 @@ void WorkerMetrics::set_dlq_depth(int64_t depth) {
   s_.dlq_depth = depth;
 }
 
-void WorkerMetrics::set_up(const std::string& server, bool up) {
+void WorkerMetrics::set_up(Server server, bool up) {
   std::lock_guard lock(mu_);
-  if (server == "nats")
-    s_.nats_up = up;
-  else if (server == "postgres")
-    s_.postgres_up = up;
-  else if (server == "redis")
-    s_.redis_up = up;
+  switch (server) {
+    case Server::kNats:
+      s_.nats_up = up;
+      break;
+    case Server::kPostgres:
+      s_.postgres_up = up;
+      break;
+    case Server::kRedis:
+      s_.redis_up = up;
+      break;
+  }
 }
 
 MetricsSnapshot WorkerMetrics::snapshot() const {

@@ -61,6 +61,9 @@ struct MetricsSnapshot {
   bool redis_up = false;
 };
 
+// The servers whose connection asset_worker_up{server} reports.
+enum class Server : uint8_t { kNats, kPostgres, kRedis };
+
 class WorkerMetrics {
  public:
   static constexpr size_t kQuantileWindow = 8192;  // latest messages behind the quantiles
@@ -86,7 +89,7 @@ class WorkerMetrics {
   void set_stream_pending(int64_t stream_pending);
   void set_ack_pending(int64_t ack_pending);
   void set_dlq_depth(int64_t depth);
-  void set_up(const std::string& server, bool up);
+  void set_up(Server server, bool up);
 
   MetricsSnapshot snapshot() const;
 

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "adapters/nats/jetstream_source.h"
+#include "adapters/nats/jetstream_topology.h"
 #include "support/servers.h"
 
 namespace atw::testing {

@@ -107,7 +107,4 @@ class PrivateServers {
   std::unique_ptr<Child> nats_, postgres_, redis_;
 };
 
-// A loopback TCP port nobody listens on right now.
-int free_loopback_port();
-
 }  // namespace atw::testing

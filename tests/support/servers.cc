@@ -44,7 +44,9 @@ std::string random_id() {
   return fmt::format("{:010x}", gen() & 0xFFFFFFFFFFULL);
 }
 
-int free_port() {
+}  // namespace
+
+int free_loopback_port() {
   // Bind to port 0, read the port the kernel chose, close. Another process could take it in
   // between; the worker would then fail to start and the test would say so.
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -61,8 +63,6 @@ int free_port() {
   close(fd);
   return port;
 }
-
-}  // namespace
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
@@ -130,7 +130,7 @@ std::optional<std::string> Sql::scalar(const std::string& sql,
 
 WorkerProcess::WorkerProcess(std::map<std::string, std::string> env,
                              std::vector<std::string> args) {
-  http_port_ = free_port();
+  http_port_ = free_loopback_port();
   env["HTTP_ADDR"] = fmt::format("127.0.0.1:{}", http_port_);
   log_path_ = fmt::format("/tmp/atw-worker-{}-{}.log", getpid(), http_port_);
   std::vector<std::string> argv = {ATW_WORKER_BINARY};

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "adapters/nats/jetstream_publisher.h"
+#include "adapters/nats/jetstream_topology.h"
 #include "adapters/nats/nats_connection.h"
 #include "adapters/nats/stream_reader.h"
 #include "adapters/postgres/pg_connection.h"
@@ -34,6 +35,8 @@ struct ServerUrls {
 // never pass by not running.
 ServerUrls server_urls();
 
+// A loopback TCP port nobody listens on right now (another process may take it before use).
+int free_loopback_port();
 // The whole of a file (a worker's log), "" if it cannot be read.
 std::string read_file(const std::string& path);
 // The value of one sample line of a /metrics text ("name{labels}"), or -1 if there is none.

@@ -225,7 +225,8 @@ TEST(AssetTypeModel, FormulaLengthLimit) {
   at_limit += " ";
   ASSERT_EQ(at_limit.size(), AssetTypeModel::kMaxFormulaLength);
   std::string over = at_limit + " ";
-  std::string huge = "x" + std::string(4999, ' ');
+  std::string huge(5000, ' ');
+  huge.front() = 'x';
 
   auto model = AssetTypeModel::compile(
       "t", derived_schema({{"ok", at_limit}, {"over", over}, {"huge", huge}}));

@@ -134,7 +134,7 @@ class BatchProcessorTest : public ::testing::Test {
   FakeLinkCache cache;
   WorkerMetrics metrics;
   Logger log{LogLevel::kError};
-  LinkMemory memory{1000, seconds(300), seconds(30)};
+  InProcessLinkCache memory{1000, seconds(300), seconds(30)};
   LinkResolver resolver{memory, &cache, store, clock, metrics};
   ProcessorSettings settings;
   std::atomic<bool> stopping{false};

@@ -43,7 +43,7 @@ class LinkResolverTest : public ::testing::Test {
   FakeLinkStore store;
   FakeLinkCache cache;
   WorkerMetrics metrics;
-  LinkMemory memory{100, seconds(300), seconds(30)};
+  InProcessLinkCache memory{100, seconds(300), seconds(30)};
   LinkResolver resolver{memory, &cache, store, clock, metrics};
 };
 
@@ -139,7 +139,7 @@ TEST_F(LinkResolverTest, TenantsSharingADeviceIdDoNotShareLinks) {
 }
 
 TEST_F(LinkResolverTest, WorksWithoutSharedCache) {
-  LinkMemory alone_memory{100, seconds(300), seconds(30)};
+  InProcessLinkCache alone_memory{100, seconds(300), seconds(30)};
   LinkResolver alone{alone_memory, nullptr, store, clock, metrics};
   std::vector<DeviceKey> keys{kDevA, kDevC};
   auto r = alone.resolve(keys);

@@ -78,8 +78,9 @@ TEST(WorkerMetrics, BatchSizesAndCounters) {
   m.set_stream_pending(10);
   m.set_ack_pending(11);
   m.set_dlq_depth(7);
-  m.set_up("postgres", true);
-  m.set_up("unknown-server", true);
+  m.set_up(Server::kPostgres, true);
+  m.set_up(Server::kRedis, true);
+  m.set_up(Server::kRedis, false);
 
   const auto s = m.snapshot();
   EXPECT_EQ(s.batch_buckets[0], 1u);  // le 1

@@ -50,7 +50,7 @@ class WorkerTest : public ::testing::Test {
   FakeLinkStore store;
   WorkerMetrics metrics;
   Logger log{LogLevel::kError};
-  LinkMemory memory{100, seconds(300), seconds(30)};
+  InProcessLinkCache memory{100, seconds(300), seconds(30)};
   LinkResolver resolver{memory, nullptr, store, clock, metrics};
   std::atomic<bool> stop{false};
   std::vector<milliseconds> sleeps;

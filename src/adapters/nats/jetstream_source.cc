@@ -150,7 +150,7 @@ void JetStreamSource::take(natsMsg* msg, std::vector<Delivery>& out) {
 Result<std::vector<Delivery>> JetStreamSource::fetch(size_t max, milliseconds wait, size_t ahead,
                                                      const std::function<bool()>& other_work) {
   std::vector<Delivery> out;
-  MessageBin taken;
+  MessageGroup taken;
   if (!nc_.connected()) {
     return Status::unavailable(error_type::kNatsUnavailable, "not connected to NATS");
   }
@@ -207,7 +207,7 @@ uint64_t JetStreamSource::queued() const {
 void JetStreamSource::keep_buffered_alive() {
   if (uint64_t waiting = queued(); waiting > 0) {
     std::vector<Delivery> taken;
-    MessageBin bin;
+    MessageGroup bin;
     for (; waiting > 0; --waiting) {
       natsMsg* msg = nullptr;
       if (natsSubscription_NextMsg(&msg, sub_.get(), 1) != NATS_OK) break;

@@ -72,7 +72,7 @@ using MessagePtr = std::unique_ptr<natsMsg, MessageDeleter>;
 // whenever it is idle: destroyed one at a time between other work, the messages of a
 // 200,000-message drain woke it about 100,000 times, about 3 us of CPU per message. Destroyed
 // together, they wake it a few times per batch.
-using MessageBin = std::vector<MessagePtr>;
+using MessageGroup = std::vector<MessagePtr>;
 
 // Splits "nats://a:4222,nats://b:4222".
 std::vector<std::string> split_servers(std::string_view list);
@@ -135,30 +135,5 @@ class NatsConnection {
   std::condition_variable closed_cv_;
   bool closed_ = false;
 };
-
-// Which stream captures `subject` (SPEC D1: bind to it); empty if none.
-Result<std::string> find_stream_for_subject(NatsConnection& nc, const std::string& subject);
-
-struct StreamSpec {
-  std::string default_name;  // created with this name where no stream captures the subject
-  std::string subject;
-  std::chrono::seconds duplicate_window{600};
-  int replicas = 1;
-  std::string retention = "limits";  // "workqueue": a message is gone once a consumer acks it
-  std::chrono::seconds max_age{0};   // how long a message is kept; 0: until removed otherwise
-};
-// Returns the name of the stream that captures the subject, creating it where missing.
-Result<std::string> ensure_stream(NatsConnection& nc, const StreamSpec& spec, Logger& log);
-
-struct ConsumerSpec {
-  std::string stream;
-  std::string durable = "asset-processor-group";
-  std::string filter_subject;
-  int max_deliver = 3;
-  std::chrono::seconds ack_wait{30};
-  int max_ack_pending = 20000;
-};
-// Creates the durable pull consumer where missing (SPEC D2); an existing one is used as it is.
-Status ensure_consumer(NatsConnection& nc, const ConsumerSpec& spec, Logger& log);
 
 }  // namespace atw

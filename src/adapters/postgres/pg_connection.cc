@@ -54,7 +54,11 @@ Status pg_error_status(const PGresult* result, PGconn* conn, std::string_view ty
   if (conn == nullptr || PQstatus(conn) != CONNECTION_OK || state == nullptr) {
     return Status::unavailable(type, message);
   }
-  const std::string_view s(state);
+  return pg_sqlstate_status(state, std::move(message), type);
+}
+
+Status pg_sqlstate_status(std::string_view sqlstate, std::string message, std::string_view type) {
+  const std::string_view s = sqlstate;
   if (s.starts_with("08")) return Status::unavailable(type, message);
   if (not_ready(s)) {
     return Status::unavailable(error_type::kDbNotReady,

@@ -31,6 +31,11 @@ struct PgConnDeleter {
 // connection and server-shutdown classes are Unavailable, data and constraint classes
 // (22, 23) Permanent, everything else Retryable.
 Status pg_error_status(const PGresult* result, PGconn* conn, std::string_view type);
+// The part of pg_error_status that needs no server: the kind of an error the server reported
+// with `sqlstate` ("23505") on a connection that is still up. `message` is the server's text;
+// the not-ready classes (schema, rights, timeouts, resources) come back as db_not_ready with the
+// SQLSTATE and what to do appended, every other one as `type`.
+Status pg_sqlstate_status(std::string_view sqlstate, std::string message, std::string_view type);
 
 class PgConnection {
  public:

@@ -1,5 +1,6 @@
 #include "adapters/postgres/pg_link_listener.h"
 
+#include <fmt/format.h>
 #include <sys/select.h>
 
 #include <chrono>
@@ -44,7 +45,9 @@ void PgLinkListener::run() {
         std::this_thread::sleep_for(std::chrono::seconds(1));
         continue;
       }
-      if (auto r = db.exec(error_type::kDbUnavailable, "LISTEN asset_worker_links"); !r.ok()) {
+      if (auto r = db.exec(error_type::kDbUnavailable,
+                           fmt::format("LISTEN {}", kLinkChangeChannel).c_str());
+          !r.ok()) {
         log_.warn("cannot listen for link changes", {{"error", r.status().message()}});
         db.reset();
         std::this_thread::sleep_for(std::chrono::seconds(1));

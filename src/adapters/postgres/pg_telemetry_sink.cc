@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "common/error_types.h"
+#include "domain/event.h"
 #include "domain/health_state.h"
 #include "domain/json_writer.h"
 #include "domain/score_ledger.h"
@@ -523,11 +524,11 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
     sql += fmt::format(
         "UPDATE assets AS a SET health_score = v.score,"
         " health_score_updated_at = timestamptz 'epoch' + v.micros * interval '1 microsecond',"
-        " health_score_computed_by = 'asset-worker-v1',"
+        " health_score_computed_by = '{3}',"
         " updated_at = timestamptz 'epoch' + v.micros * interval '1 microsecond'"
         " FROM unnest({0}::text[], '{1}'::float8[], '{2}'::int8[]) AS v(id, score, micros)"
         " WHERE a.id = v.id AND a.id = ANY({0}::text[]); ",
-        *ids, scores, times);
+        *ids, scores, times, kProcessorVersion);
   }
   if (const auto rows = states.changed(); !rows.empty()) {
     auto upsert = health_state_upsert(rows);

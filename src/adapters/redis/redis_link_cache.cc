@@ -1,11 +1,28 @@
 #include "adapters/redis/redis_link_cache.h"
 
 #include <charconv>
+#include <cstdint>
+#include <optional>
 
 #include "common/error_types.h"
 #include "domain/link_cache_codec.h"
 
 namespace atw {
+
+namespace {
+
+// The whole of `text` as a number in [low, high]; nullopt otherwise.
+std::optional<int> whole_number(std::string_view text, int low, int high) {
+  int value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < low ||
+      value > high) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+}  // namespace
 
 Result<RedisAddress> parse_redis_url(std::string_view url) {
   RedisAddress a;
@@ -31,17 +48,17 @@ Result<RedisAddress> parse_redis_url(std::string_view url) {
     url.remove_prefix(at + 1);
   }
   if (auto slash = url.find('/'); slash != std::string_view::npos) {
-    std::string_view db = url.substr(slash + 1);
-    if (!db.empty() && std::from_chars(db.data(), db.data() + db.size(), a.db).ec != std::errc()) {
-      return Status::permanent("invalid_config", "REDIS_URL: database must be a number");
+    if (const std::string_view db = url.substr(slash + 1); !db.empty()) {
+      const auto number = whole_number(db, 0, INT32_MAX);
+      if (!number) return Status::permanent("invalid_config", "REDIS_URL: database must be >= 0");
+      a.db = *number;
     }
     url = url.substr(0, slash);
   }
   if (auto colon = url.rfind(':'); colon != std::string_view::npos) {
-    std::string_view port = url.substr(colon + 1);
-    if (std::from_chars(port.data(), port.data() + port.size(), a.port).ec != std::errc()) {
-      return Status::permanent("invalid_config", "REDIS_URL: port must be a number");
-    }
+    const auto port = whole_number(url.substr(colon + 1), 1, 65535);
+    if (!port) return Status::permanent("invalid_config", "REDIS_URL: port must be 1..65535");
+    a.port = *port;
     url = url.substr(0, colon);
   }
   if (!url.empty()) a.host = std::string(url);
@@ -70,7 +87,7 @@ bool RedisLinkCache::ensure() {
   if (!parsed.ok()) {
     log_.warn("redis not connected: its address cannot be read",
               {{"error", parsed.status().message()}});
-    metrics_.set_up("redis", false);
+    metrics_.set_up(Server::kRedis, false);
     metrics_.add_error(error_type::kCacheUnavailable);
     return false;
   }
@@ -80,7 +97,7 @@ bool RedisLinkCache::ensure() {
   if (!ctx_ || ctx_->err) {
     if (ctx_) log_.warn("redis connect failed", {{"error", ctx_->errstr}});
     ctx_.reset();
-    metrics_.set_up("redis", false);
+    metrics_.set_up(Server::kRedis, false);
     metrics_.add_error(error_type::kCacheUnavailable);
     return false;
   }
@@ -107,7 +124,7 @@ bool RedisLinkCache::ensure() {
     }
   }
   log_.info("redis connected", {{"host", address.host}, {"port", address.port}});
-  metrics_.set_up("redis", true);
+  metrics_.set_up(Server::kRedis, true);
   return true;
 }
 
@@ -120,7 +137,7 @@ void RedisLinkCache::fail(const char* what, const redisReply* reply) {
                                                     : std::string("unexpected reply");
   log_.warn(what, {{"error", why}});
   ctx_.reset();  // a context with an error cannot be reused; reconnect later
-  metrics_.set_up("redis", false);
+  metrics_.set_up(Server::kRedis, false);
   metrics_.add_error(error_type::kCacheUnavailable);
 }
 

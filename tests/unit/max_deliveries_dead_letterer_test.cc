@@ -1,4 +1,4 @@
-#include "pipeline/max_delivery_net.h"
+#include "pipeline/max_deliveries_dead_letterer.h"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "adapters/nats/max_deliveries_advisory.h"
 #include "support/fakes.h"
 
 namespace atw {
@@ -42,9 +43,9 @@ class FakeStore final : public MessageStore {
   int calls = 0;
 };
 
-class MaxDeliveryNetTest : public ::testing::Test {
+class MaxDeliveriesDeadLettererTest : public ::testing::Test {
  protected:
-  MaxDeliveryNetTest() {
+  MaxDeliveriesDeadLettererTest() {
     store.messages[{"TELEMETRY_NORMALIZED", 42}] =
         StoredPayload{"telemetry.normalized.v1", std::string(kPayload)};
   }
@@ -62,11 +63,13 @@ class MaxDeliveryNetTest : public ::testing::Test {
   FakePublisher publisher;
   WorkerMetrics metrics;
   Logger log{LogLevel::kError};
-  MaxDeliveryNet net{
-      {advisories, store, publisher, clock, metrics, log}, "telemetry.dlq", milliseconds(5000)};
+  MaxDeliveriesDeadLetterer net{
+      {advisories, read_max_deliveries_advisory, store, publisher, clock, metrics, log},
+      "telemetry.dlq",
+      milliseconds(5000)};
 };
 
-TEST_F(MaxDeliveryNetTest, TheAdvisoryBecomesTheMessagesDeadLetterRecord) {
+TEST_F(MaxDeliveriesDeadLettererTest, TheAdvisoryBecomesTheMessagesDeadLetterRecord) {
   advisories.push(advisory(42));
   EXPECT_EQ(poll(), 1u);
 
@@ -90,7 +93,7 @@ TEST_F(MaxDeliveryNetTest, TheAdvisoryBecomesTheMessagesDeadLetterRecord) {
   EXPECT_EQ(metrics.snapshot().errors.at("max_deliveries_exceeded"), 1u);
 }
 
-TEST_F(MaxDeliveryNetTest, AMessageTheStreamNoLongerHoldsStillGetsARecord) {
+TEST_F(MaxDeliveriesDeadLettererTest, AMessageTheStreamNoLongerHoldsStillGetsARecord) {
   advisories.push(advisory(7));
   poll();
   const auto r = records();
@@ -100,7 +103,7 @@ TEST_F(MaxDeliveryNetTest, AMessageTheStreamNoLongerHoldsStillGetsARecord) {
   EXPECT_EQ(advisories.settlement("t1"), "ack");
 }
 
-TEST_F(MaxDeliveryNetTest, TheAdvisoryComesBackWhileTheStreamCannotBeRead) {
+TEST_F(MaxDeliveriesDeadLettererTest, TheAdvisoryComesBackWhileTheStreamCannotBeRead) {
   store.failures.fail_next(1, Status::unavailable("nats_unavailable", "timeout"));
   advisories.push(advisory(42));
   poll();
@@ -110,7 +113,7 @@ TEST_F(MaxDeliveryNetTest, TheAdvisoryComesBackWhileTheStreamCannotBeRead) {
   EXPECT_EQ(advisories.nak_delays.at("t1"), milliseconds(5000));
 }
 
-TEST_F(MaxDeliveryNetTest, TheAdvisoryComesBackWhileTheDlqRefusesTheRecord) {
+TEST_F(MaxDeliveriesDeadLettererTest, TheAdvisoryComesBackWhileTheDlqRefusesTheRecord) {
   publisher.failures.fail_next(1, Status::unavailable("nats_unavailable", "no responders"));
   advisories.push(advisory(42));
   poll();
@@ -127,7 +130,7 @@ TEST_F(MaxDeliveryNetTest, TheAdvisoryComesBackWhileTheDlqRefusesTheRecord) {
   EXPECT_EQ(publisher.duplicates_dropped, 1);
 }
 
-TEST_F(MaxDeliveryNetTest, SomethingThatIsNotAnAdvisoryIsTerminated) {
+TEST_F(MaxDeliveriesDeadLettererTest, SomethingThatIsNotAnAdvisoryIsTerminated) {
   advisories.push("{not json");
   advisories.push(R"({"stream":"S"})");
   advisories.push(R"({"stream":"S","stream_seq":-1})");

@@ -1,4 +1,4 @@
-#include "pipeline/max_delivery_net.h"
+#include "pipeline/max_deliveries_dead_letterer.h"
 
 #include <fmt/format.h>
 
@@ -23,7 +23,7 @@ std::string message_id_of(std::string_view payload) {
 
 }  // namespace
 
-size_t MaxDeliveryNet::poll(milliseconds wait) {
+size_t MaxDeliveriesDeadLetterer::poll(milliseconds wait) {
   auto advisories = d_.advisories.fetch(kAdvisoriesPerPoll, wait, 0, {});
   if (!advisories.ok()) return 0;
   for (const Delivery& advisory : *advisories) {
@@ -43,18 +43,14 @@ size_t MaxDeliveryNet::poll(milliseconds wait) {
   return advisories->size();
 }
 
-MaxDeliveryNet::Outcome MaxDeliveryNet::handle(const Delivery& advisory) {
-  const auto json = nlohmann::json::parse(advisory.payload, nullptr, false);
-  if (!json.is_object() || !json.contains("stream") || !json["stream"].is_string() ||
-      !json.contains("stream_seq") || !json["stream_seq"].is_number_unsigned()) {
+MaxDeliveriesDeadLetterer::Outcome MaxDeliveriesDeadLetterer::handle(const Delivery& advisory) {
+  const std::optional<MaxDeliveriesAdvisory> read = d_.read_advisory(advisory.payload);
+  if (!read) {
     d_.log.error("not a MAX_DELIVERIES advisory; dropped",
                  {{"subject", advisory.subject}, {"streamSequence", advisory.stream_sequence}});
     return Outcome::kInvalid;
   }
-  const std::string stream = json["stream"].get<std::string>();
-  const uint64_t sequence = json["stream_seq"].get<uint64_t>();
-  const std::string consumer = json.value("consumer", std::string());
-  const uint64_t deliveries = json.value("deliveries", uint64_t{0});
+  const auto& [stream, consumer, sequence, deliveries] = *read;
 
   auto stored = d_.store.get(stream, sequence);
   if (!stored.ok()) {

@@ -16,12 +16,13 @@ namespace atw {
 
 using LinkSetPtr = std::shared_ptr<const LinkSet>;
 
-class LinkMemory {
+class InProcessLinkCache {
  public:
   // Each key lives between 80% and 100% of its TTL (`empty_ttl` for a device with no links), a
   // fixed share per key: devices first seen together would otherwise all expire in the same
   // batch and reload at once.
-  LinkMemory(size_t capacity, std::chrono::milliseconds ttl, std::chrono::milliseconds empty_ttl)
+  InProcessLinkCache(size_t capacity, std::chrono::milliseconds ttl,
+                     std::chrono::milliseconds empty_ttl)
       : capacity_(capacity), ttl_(ttl), empty_ttl_(empty_ttl) {}
 
   // The key's links unless absent or expired; a hit makes the key the most recently used.

@@ -1,8 +1,8 @@
-#include "pipeline/link_memory.h"
+#include "pipeline/in_process_link_cache.h"
 
 namespace atw {
 
-LinkSetPtr LinkMemory::get(const DeviceKey& key, Timestamp now) {
+LinkSetPtr InProcessLinkCache::get(const DeviceKey& key, Timestamp now) {
   const auto found = index_.find(view_of(key));
   if (found == index_.end()) return nullptr;
   const Order::iterator entry = found->second;
@@ -15,7 +15,7 @@ LinkSetPtr LinkMemory::get(const DeviceKey& key, Timestamp now) {
   return entry->set;
 }
 
-void LinkMemory::put(const DeviceKey& key, LinkSetPtr set, Timestamp now) {
+void InProcessLinkCache::put(const DeviceKey& key, LinkSetPtr set, Timestamp now) {
   const int64_t ttl =
       std::chrono::duration_cast<std::chrono::microseconds>(set->links.empty() ? empty_ttl_ : ttl_)
           .count();
@@ -36,7 +36,7 @@ void LinkMemory::put(const DeviceKey& key, LinkSetPtr set, Timestamp now) {
   index_.emplace(view_of(order_.front().key), order_.begin());
 }
 
-void LinkMemory::erase(const DeviceKey& key) {
+void InProcessLinkCache::erase(const DeviceKey& key) {
   const auto found = index_.find(view_of(key));
   if (found == index_.end()) return;
   const Order::iterator entry = found->second;
@@ -44,7 +44,7 @@ void LinkMemory::erase(const DeviceKey& key) {
   order_.erase(entry);
 }
 
-void LinkMemory::clear() {
+void InProcessLinkCache::clear() {
   index_.clear();
   order_.clear();
 }

@@ -1,6 +1,6 @@
 // The in-process link cache: time to live spread per key, capacity, least recently used first.
 
-#include "pipeline/link_memory.h"
+#include "pipeline/in_process_link_cache.h"
 
 #include <gtest/gtest.h>
 
@@ -25,8 +25,8 @@ DeviceKey device(int i) {
 
 const Timestamp kT0 = Timestamp::from_seconds(1769610600);
 
-TEST(LinkMemory, ExpiriesOfManyKeysAreSpreadOverTheLastFifthOfTheTtl) {
-  LinkMemory memory(10000, seconds(100), seconds(10));
+TEST(InProcessLinkCache, ExpiriesOfManyKeysAreSpreadOverTheLastFifthOfTheTtl) {
+  InProcessLinkCache memory(10000, seconds(100), seconds(10));
   auto set = links_to("x");
   for (int i = 0; i < 1000; ++i) memory.put(device(i), set, Timestamp{0});
   auto alive_at = [&](int seconds_later) {
@@ -44,8 +44,8 @@ TEST(LinkMemory, ExpiriesOfManyKeysAreSpreadOverTheLastFifthOfTheTtl) {
   EXPECT_EQ(memory.size(), 0u);  // an expired entry found is dropped
 }
 
-TEST(LinkMemory, DeviceWithoutLinksLivesForTheEmptyTtl) {
-  LinkMemory memory(10, seconds(300), seconds(30));
+TEST(InProcessLinkCache, DeviceWithoutLinksLivesForTheEmptyTtl) {
+  InProcessLinkCache memory(10, seconds(300), seconds(30));
   memory.put(device(1), std::make_shared<const LinkSet>(), kT0);
   memory.put(device(2), links_to("a"), kT0);
   const Timestamp later{kT0.micros + 31'000'000};
@@ -53,8 +53,8 @@ TEST(LinkMemory, DeviceWithoutLinksLivesForTheEmptyTtl) {
   EXPECT_NE(memory.get(device(2), later), nullptr);
 }
 
-TEST(LinkMemory, CapacityIsNeverExceeded) {
-  LinkMemory memory{2, seconds(300), seconds(30)};
+TEST(InProcessLinkCache, CapacityIsNeverExceeded) {
+  InProcessLinkCache memory{2, seconds(300), seconds(30)};
   memory.put(device(1), links_to("a"), kT0);
   memory.put(device(2), links_to("b"), kT0);
   memory.put(device(3), links_to("c"), kT0);
@@ -67,8 +67,8 @@ TEST(LinkMemory, CapacityIsNeverExceeded) {
   EXPECT_NE(memory.get(device(2), kT0), nullptr);
 }
 
-TEST(LinkMemory, EvictsTheLeastRecentlyUsedFirst) {
-  LinkMemory memory{2, seconds(300), seconds(30)};
+TEST(InProcessLinkCache, EvictsTheLeastRecentlyUsedFirst) {
+  InProcessLinkCache memory{2, seconds(300), seconds(30)};
   memory.put(device(1), links_to("a"), kT0);
   memory.put(device(2), links_to("b"), kT0);
   ASSERT_NE(memory.get(device(1), kT0), nullptr);  // 1 used after 2
@@ -80,9 +80,9 @@ TEST(LinkMemory, EvictsTheLeastRecentlyUsedFirst) {
 
 // A plant many times the capacity: every put evicts. The cache keeps exactly the newest
 // `capacity` devices, with their own links (the index never points at an evicted entry).
-TEST(LinkMemory, APlantLargerThanTheCapacityKeepsTheNewestDevices) {
+TEST(InProcessLinkCache, APlantLargerThanTheCapacityKeepsTheNewestDevices) {
   constexpr int kCapacity = 1000;
-  LinkMemory memory{kCapacity, seconds(300), seconds(30)};
+  InProcessLinkCache memory{kCapacity, seconds(300), seconds(30)};
   for (int i = 0; i < 200 * kCapacity; ++i) {
     memory.put(device(i), links_to("asset-" + std::to_string(i)), kT0);
   }
@@ -96,8 +96,8 @@ TEST(LinkMemory, APlantLargerThanTheCapacityKeepsTheNewestDevices) {
   EXPECT_EQ(memory.get(device(0), kT0), nullptr);
 }
 
-TEST(LinkMemory, EraseAndClear) {
-  LinkMemory memory{10, seconds(300), seconds(30)};
+TEST(InProcessLinkCache, EraseAndClear) {
+  InProcessLinkCache memory{10, seconds(300), seconds(30)};
   memory.put(device(1), links_to("a"), kT0);
   memory.put(device(2), links_to("b"), kT0);
   memory.erase(device(1));

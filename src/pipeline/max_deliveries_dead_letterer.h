@@ -16,18 +16,19 @@
 
 namespace atw {
 
-class MaxDeliveryNet {
+class MaxDeliveriesDeadLetterer {
  public:
   struct Dependencies {
     MessageSource& advisories;  // the advisory stream's durable consumer
-    MessageStore& store;        // the input stream, read by sequence
+    AdvisoryReader read_advisory;
+    MessageStore& store;  // the input stream, read by sequence
     Publisher& publisher;
     const Clock& clock;
     WorkerMetrics& metrics;
     Logger& log;
   };
-  MaxDeliveryNet(Dependencies d, std::string dlq_subject, milliseconds retry_delay,
-                 size_t max_record_bytes = SIZE_MAX)
+  MaxDeliveriesDeadLetterer(Dependencies d, std::string dlq_subject, milliseconds retry_delay,
+                            size_t max_record_bytes = SIZE_MAX)
       : d_(d),
         dlq_subject_(std::move(dlq_subject)),
         retry_delay_(retry_delay),
