@@ -27,7 +27,7 @@ fi
 
 atw_install python3 procps gnuplot-nox redis-tools
 atw_build Release "$ATW_ROOT/build" asset-worker atw-bench atw-devtool
-bench_start growth
+bench_start growth "${1:-}"
 : >"$out.jsonl"
 bench_worker_environment
 

@@ -22,16 +22,22 @@ bench_writeback() {
   else
     bench_writeback_restore+=" vm.dirty_background_bytes=$(cat /proc/sys/vm/dirty_background_bytes)"
   fi
-  trap 'sysctl -q -w $bench_writeback_restore' EXIT
+  atw_at_exit 'sysctl -q -w $bench_writeback_restore'
   sysctl -q -w vm.dirty_background_bytes=67108864 vm.dirty_expire_centisecs=500
   atw_log "writeback from 64 MB or 5 s (the kernel's values are put back at the end)"
 }
 
-# bench_start NAME: the writeback, the servers, and the run's reports: sets stamp (the run's UTC
-# time) and out (reports/NAME-<stamp>, the prefix of every file it writes). From the checkout.
+# bench_start NAME [--keep]: the writeback, the servers (stopped at the end if this run started
+# them, unless --keep), and the run's reports: sets stamp (the run's UTC time) and out
+# (reports/NAME-<stamp>, the prefix of every file it writes). From the checkout.
 bench_start() {
+  case "${2:-}" in
+    "" | --keep) ;;
+    *) echo "usage: $0 [--keep]" >&2; exit 2 ;;
+  esac
   bench_writeback
   atw_start_servers
+  [ "${2:-}" = --keep ] || atw_at_exit atw_stop_started
   cd "$ATW_ROOT"
   mkdir -p reports
   stamp=$(date -u +%Y%m%dT%H%M%SZ)

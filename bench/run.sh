@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The throughput benchmark (issue 3), one run on this machine:
+# The throughput benchmark, one run on this machine:
 #   1. servers, a fresh database with the standard workload, a backlog of 200,000 messages;
 #   2. the ceilings: JetStream alone (fetch+ack the backlog), PostgreSQL alone (COPY the same
 #      rows into an identical table);
@@ -20,7 +20,7 @@ STEADY_SECONDS="${STEADY_SECONDS:-60}"
 atw_install python3 procps gnuplot-nox
 atw_build Release
 
-bench_start bench
+bench_start bench "${1:-}"
 
 atw_log "fresh database asset_bench, standard workload"
 bench_fresh_database
@@ -110,7 +110,7 @@ psql "$BENCH_DB" -tAc "SELECT json_build_object(
   'duplicate_rows', (SELECT count(*) FROM (SELECT 1 FROM telemetry_history
       GROUP BY entity_id, metric_key, \"timestamp\" HAVING count(*) > 1) d))" | tee "$out-check.json"
 
-# Reprocess (issue 20): the backlog's range again after a formula change, alone and beside a
+# Reprocess: the backlog's range again after a formula change, alone and beside a
 # live load of half the steady rate; each run corrects every message (pump A's power and score).
 reprocess_range() {  # reprocess_range FACTOR OUTPUT: the formula times FACTOR, then the run
   psql "$BENCH_DB" -qc "UPDATE asset_types SET telemetry_schema = '{\"derived_metrics\":

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The cluster run (issue 6), one command on this machine:
+# The cluster run, one command on this machine:
 #   three nats-server nodes clustered on loopback (JetStream, file storage), the worker's three
 #   streams at 3 replicas, PostgreSQL and Redis; the standard benchmark workload (bench/
 #   workload.sql) in a fresh database; a backlog of CLUSTER_BACKLOG messages; three worker

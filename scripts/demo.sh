@@ -9,9 +9,10 @@ keep=0
 [ "${1:-}" = "--keep" ] && keep=1
 
 atw_install
-atw_build Release
+# What the demo runs: the worker and the tool that publishes and reads the streams.
+atw_build Release "$ATW_ROOT/build" asset-worker atw-devtool
 atw_start_servers
-[ "$keep" = 1 ] || trap atw_stop_servers EXIT
+[ "$keep" = 1 ] || atw_at_exit atw_stop_started
 
 cd "$ATW_ROOT"
 PSQL=(psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -q)
@@ -27,7 +28,7 @@ atw_log "loading the example plant (examples/plant.sql)"
 atw_log "starting the worker"
 HTTP_ADDR=127.0.0.1:18080 build/asset-worker run >"$ATW_STATE/worker.log" 2>&1 &
 worker=$!
-trap 'kill $worker 2>/dev/null || true; [ "$keep" = 1 ] || atw_stop_servers' EXIT
+atw_at_exit 'kill $worker 2>/dev/null'
 for _ in $(seq 1 100); do
   curl -fsS http://127.0.0.1:18080/readyz >/dev/null 2>&1 && break
   sleep 0.2

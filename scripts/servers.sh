@@ -31,6 +31,21 @@ atw_run_mode() {
   esac
 }
 
+# One rule for every script: it stops what it started, unless given --keep. A server already
+# running on its port is used and left running; the ones a script starts are named in
+# ATW_STARTED, and atw_stop_started stops those. Exit actions are registered with atw_at_exit
+# (run last first, each whatever the others do), so that several can share the EXIT trap.
+ATW_STARTED=""
+ATW_AT_EXIT=()
+atw_at_exit() {
+  ATW_AT_EXIT+=("$1")
+  trap atw_run_at_exit EXIT
+}
+atw_run_at_exit() {
+  local i
+  for ((i = ${#ATW_AT_EXIT[@]} - 1; i >= 0; i--)); do eval "${ATW_AT_EXIT[$i]}" || true; done
+}
+
 atw_log() { printf '\033[1m==> %s %s\033[0m\n' "$(date +%T)" "$*" >&2; }
 
 ATW_PACKAGES=(build-essential cmake ninja-build pkg-config git ca-certificates
@@ -41,9 +56,10 @@ ATW_PACKAGES=(build-essential cmake ninja-build pkg-config git ca-certificates
 # for the fuzz targets (libclang-rt holds clang's sanitizer and fuzzer runtimes), and
 # llvm-symbolizer for readable sanitizer reports; Prometheus and promtool, and Debian's python3
 # with PyYAML, for the ops tests (tests/ops); python3 and procps (pgrep, ps) for the cluster
-# run's checks and CPU figures (scripts/cluster.sh).
+# run's checks and CPU figures (scripts/cluster.sh); clang-format and clang-tidy for the
+# format and lint checks.
 ATW_TEST_PACKAGES=(clang-14 libclang-rt-14-dev libfuzzer-14-dev llvm-14 prometheus python3-yaml
-  python3 procps)
+  python3 procps clang-format-14 clang-tidy-14)
 
 atw_install() {
   local missing=()
@@ -85,6 +101,7 @@ atw_start_nats() {
   mkdir -p "$ATW_STATE/nats"
   if nc_ok 127.0.0.1 "$ATW_NATS_PORT"; then return; fi
   atw_log "starting nats-server on 127.0.0.1:$ATW_NATS_PORT"
+  ATW_STARTED+=" nats"
   # GOGC=400: the collector runs a quarter as often. The duplicate windows keep every message id
   # of the last 10 minutes on the heap, and each collection marks them all, taking a core from
   # the worker and PostgreSQL on a small machine (docs/benchmarks.md).
@@ -115,6 +132,7 @@ atw_start_postgres() {
   fi
   if ! runuser -u postgres -- "$ATW_PG_BIN/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
     atw_log "starting PostgreSQL on 127.0.0.1:$port"
+    [ -n "${1:-}" ] || ATW_STARTED+=" postgres"
     # Durable settings as in production (fsync and synchronous_commit stay on); memory and WAL
     # sized for a write-heavy service rather than PostgreSQL's tiny defaults.
     runuser -u postgres -- "$ATW_PG_BIN/pg_ctl" -D "$dir" -w -t 60 -l "$dir/server.log" \
@@ -134,6 +152,7 @@ atw_start_redis() {
   mkdir -p "$ATW_STATE/redis"
   if nc_ok 127.0.0.1 "$ATW_REDIS_PORT"; then return; fi
   atw_log "starting Redis on 127.0.0.1:$ATW_REDIS_PORT"
+  ATW_STARTED+=" redis"
   redis-server --bind 127.0.0.1 --port "$ATW_REDIS_PORT" --dir "$ATW_STATE/redis" \
     --daemonize yes --pidfile "$ATW_STATE/redis.pid" --logfile "$ATW_STATE/redis.log" \
     --save "" --appendonly no >/dev/null
@@ -146,14 +165,34 @@ atw_start_servers() {
   atw_start_redis
 }
 
-atw_stop_servers() {
-  atw_log "stopping the servers started under $ATW_STATE"
+atw_stop_nats() {
   [ -f "$ATW_STATE/nats.pid" ] && kill "$(cat "$ATW_STATE/nats.pid")" 2>/dev/null
+  rm -f "$ATW_STATE/nats.pid"
+}
+atw_stop_postgres() {
+  runuser -u postgres -- "$ATW_PG_BIN/pg_ctl" -D "$(atw_pg_dir)" -m fast stop >/dev/null 2>&1 ||
+    true
+}
+atw_stop_redis() {
   [ -f "$ATW_STATE/redis.pid" ] && kill "$(cat "$ATW_STATE/redis.pid")" 2>/dev/null
-  local dir
-  dir="$(atw_pg_dir)"
-  runuser -u postgres -- "$ATW_PG_BIN/pg_ctl" -D "$dir" -m fast stop >/dev/null 2>&1 || true
-  rm -f "$ATW_STATE/nats.pid" "$ATW_STATE/redis.pid"
+  rm -f "$ATW_STATE/redis.pid"
+}
+
+# Every server under $ATW_STATE, whoever started it (scripts/stop-servers.sh).
+atw_stop_servers() {
+  atw_log "stopping the servers under $ATW_STATE"
+  atw_stop_nats
+  atw_stop_redis
+  atw_stop_postgres
+}
+
+# The servers this script started (ATW_STARTED), none other.
+atw_stop_started() {
+  [ -n "$ATW_STARTED" ] || return 0
+  atw_log "stopping what this script started:$ATW_STARTED"
+  local s
+  for s in $ATW_STARTED; do "atw_stop_$s"; done
+  ATW_STARTED=""
 }
 
 nc_ok() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }

@@ -390,7 +390,6 @@ int main(int argc, char** argv) {
   std::vector<std::vector<double>> per_second(static_cast<size_t>(duration) + 30);
   std::atomic<uint64_t> events{0};
   const auto t0 = Steady::now();
-  natsSubscription* sub = nullptr;
   struct Ctx {
     std::mutex* mu;
     std::vector<double>* all;
@@ -425,12 +424,9 @@ int main(int argc, char** argv) {
     if (second < c->per_second->size()) (*c->per_second)[second].push_back(ms);
     c->events->fetch_add(1);
   };
-  if (natsConnection_Subscribe(&sub, nc->raw(), events_subject.c_str(), on_event, &ctx) !=
-      NATS_OK) {
-    die(Status::unavailable("bench", "cannot subscribe to events"));
-  }
-  natsSubscription_SetPendingLimits(sub, -1, -1);
-  natsConnection_Flush(nc->raw());
+  auto sub = nc->subscribe_async(events_subject, on_event, &ctx);
+  if (!sub.ok()) die(sub.status());
+  (void)nc->flush(seconds(5));
 
   // Paced publishing: every 10 ms, publish what the offered rate owes by now.
   const std::string inbox = NatsConnection::new_inbox();
@@ -440,19 +436,17 @@ int main(int argc, char** argv) {
     const uint64_t owed = static_cast<uint64_t>(since(t0) * rate);
     for (; sent < owed; ++sent) {
       const std::string payload = make_message(plant, run, sent, now_micros());
-      natsConnection_Publish(nc->raw(), subject.c_str(), payload.data(),
-                             static_cast<int>(payload.size()));
+      (void)nc->publish(subject, payload);
     }
     std::this_thread::sleep_for(milliseconds(10));
   }
-  natsConnection_Flush(nc->raw());
+  (void)nc->flush(seconds(5));
   const uint64_t expected_events = sent * 2;
   const auto tail = Steady::now() + seconds(30);
   while (events.load() < expected_events && Steady::now() < tail) {
     std::this_thread::sleep_for(milliseconds(50));
   }
-  natsSubscription_Unsubscribe(sub);
-  natsSubscription_Destroy(sub);
+  sub->reset();  // no callback after this: ctx goes out of scope below
 
   auto quantile = [](std::vector<double> v, double q) {
     if (v.empty()) return 0.0;

@@ -50,7 +50,7 @@ struct StorageRequest {
 };
 int run_storage_change(const Config& config, const StorageRequest& request);
 
-// `reprocess` (issue 20): the messages of a time range read back from the input stream and
+// `reprocess`: the messages of a time range read back from the input stream and
 // written again as today's links and asset types make them. Stopped by `stop` after the batch in
 // hand (exit 130), resumable with `resume`.
 struct ReprocessRequest {

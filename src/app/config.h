@@ -39,7 +39,7 @@ struct Config {
   // Wire names (SPEC D1, D2)
   std::string input_subject = "telemetry.normalized.v1";
   std::string output_subject = "telemetry.asset.v1";
-  std::string state_subject = "telemetry.asset.state.v1";  // health-state changes (issue 21)
+  std::string state_subject = "telemetry.asset.state.v1";  // health-state changes
   std::string dlq_subject = "telemetry.dlq";
   std::string durable = "asset-processor-group";
   int stream_replicas = 1;
@@ -72,7 +72,7 @@ struct Config {
   std::string log_level = "info";
   int shutdown_timeout_s = 20;
   int stall_timeout_s = 60;
-  // History partitions (issue 6): see migrations/004_partitioned_history.sql
+  // History partitions: see migrations/004_partitioned_history.sql
   int history_retention_days = 0;  // 0: keep forever
   int partitions_ahead_days = 7;
   int maintain_interval_s = 3600;  // 0: the worker never maintains; `asset-worker maintain` does

@@ -1,5 +1,5 @@
 #pragma once
-// The worker's history maintenance on a timer (issue 6): once at start, then every `interval`,
+// The worker's history maintenance on a timer: once at start, then every `interval`,
 // on a thread and a PostgreSQL connection of its own, never the pipeline's. A failure is logged,
 // counted (asset_worker_history_maintenance_runs_total{result="failed"}) and tried again at the
 // next interval; it never stops the worker. Replicas all run it; the SQL's advisory lock makes

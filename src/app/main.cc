@@ -10,6 +10,7 @@
 
 #include "app/commands.h"
 #include "app/config.h"
+#include "common/redact.h"
 
 namespace {
 
@@ -30,7 +31,10 @@ std::thread start_signal_thread(std::atomic<bool>& stop, sigset_t set) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+// The command line, then the chosen command.
+int run_command(int argc, char** argv) {
   atw::Config config;
   CLI::App app{
       "asset-worker: device telemetry in, asset telemetry out (NATS JetStream, "
@@ -181,4 +185,18 @@ int main(int argc, char** argv) {
   signals.detach();
   if (reprocess->parsed()) return atw::run_reprocess(config, reprocess_request, stop);
   return atw::run_worker(config, stop);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // The commands report their failures as statuses; an exception that still escapes (out of
+  // memory while parsing options) ends the process with a line that says so, not an abort.
+  try {
+    return run_command(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "asset-worker: unexpected exception: %s\n",
+                 atw::redact_secrets(e.what()).c_str());
+    return 70;
+  }
 }

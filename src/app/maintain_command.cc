@@ -1,4 +1,4 @@
-// asset-worker maintain: the history maintenance the worker also runs on a timer (issue 6), once,
+// asset-worker maintain: the history maintenance the worker also runs on a timer, once,
 // now, with the configured settings; for a cron job, or to apply a new retention at once.
 
 #include <fmt/format.h>

@@ -1,4 +1,4 @@
-// asset-worker reprocess (issue 20): reads the original messages of a time range back from the
+// asset-worker reprocess: reads the original messages of a time range back from the
 // input stream, runs each through today's links, mapping, formulas and health rules, and
 // replaces what the workers wrote for it: history rows, scores (forward only), one correction
 // event per (message, asset) that changed. --dry-run says what would change and writes nothing.
@@ -145,7 +145,8 @@ class Progress {
     if (tty_) {
       fmt::print(
           stderr, "\r{} messages, {:.0f}/s, {:.0f}% of the stream's range, ETA {:.0f} s   {}", done,
-          rate, span ? 100.0 * static_cast<double>(covered) / span : 100.0, eta, final ? "\n" : "");
+          rate, span ? 100.0 * static_cast<double>(covered) / static_cast<double>(span) : 100.0,
+          eta, final ? "\n" : "");
     } else {
       log_.info("reprocess progress", {{"messages", static_cast<int64_t>(done)},
                                        {"perSecond", rate},
@@ -360,18 +361,20 @@ class BatchCorrector {
     for (const auto& [asset, l] : lost) touched.insert(asset);
     for (const std::string& asset : touched) {
       const auto a = assets->find(asset);
-      const std::optional<Timestamp> score_time =
-          a == assets->end() ? std::nullopt : a->second.score_time;
+      // A flag and a value rather than an optional: GCC 12 at -O1 takes this optional for
+      // maybe uninitialized (-Wmaybe-uninitialized, a false positive).
+      const bool scored = a != assets->end() && a->second.score_time.has_value();
+      const Timestamp score_time = scored ? *a->second.score_time : Timestamp{};
       const auto n = newest.find(asset);
       const auto l = lost.find(asset);
       const bool score_lost =
-          score_time && l != lost.end() &&
+          scored && l != lost.end() &&
           std::any_of(l->second.begin(), l->second.end(),
-                      [&](const auto& gone) { return gone.first == *score_time; });
+                      [&](const auto& gone) { return gone.first == score_time; });
       if (!score_lost) {
         if (n == newest.end()) continue;
         const auto& [t, score] = n->second;
-        if (!score_time || (*score_time <= t && (*score_time != t || a->second.score != score))) {
+        if (!scored || (score_time <= t && (score_time != t || a->second.score != score))) {
           ++counts_.scores_changed;
         }
         writes_.scores.push_back({asset, score, t, std::nullopt});
@@ -383,7 +386,7 @@ class BatchCorrector {
       }
       auto left = store_.newest_rows(asset, except);
       if (!left.ok()) return left.status();
-      ScoreChange change{asset, std::nullopt, std::nullopt, *score_time};
+      ScoreChange change{asset, std::nullopt, std::nullopt, score_time};
       if (n != newest.end() && (!*left || n->second.first >= (*left)->first)) {
         change.score = n->second.second;
         change.time = n->second.first;
@@ -393,7 +396,9 @@ class BatchCorrector {
           change.time = (*left)->first;
         }
       }
-      if (change.score != a->second.score || change.time != score_time) ++counts_.scores_changed;
+      if (change.score != a->second.score || change.time != std::optional(score_time)) {
+        ++counts_.scores_changed;
+      }
       writes_.scores.push_back(std::move(change));
     }
     if (request_.dry_run) remember_as_written(*assets, lost);
@@ -615,7 +620,8 @@ int run_reprocess(const Config& c, const ReprocessRequest& r, const std::atomic<
         "run it with --from {} or later",
         *stream, format_rfc3339(*state->first_time),
         state->max_age.count() > 0
-            ? fmt::format("it keeps {} days, INPUT_RETENTION", state->max_age.count() / 86400.0)
+            ? fmt::format("it keeps {} days, INPUT_RETENTION",
+                          static_cast<double>(state->max_age.count()) / 86400.0)
             : std::string("older messages were removed"),
         format_rfc3339(*state->first_time)));
     return 2;
@@ -707,8 +713,10 @@ int run_reprocess(const Config& c, const ReprocessRequest& r, const std::atomic<
       ++read_now;
       batch_last = (*next)->sequence;
       if (r.max_rate > 0) {  // paced: message n is read no sooner than n / rate after the start
-        const auto due = started + std::chrono::duration_cast<SteadyClock::duration>(
-                                       std::chrono::duration<double>(read_now / r.max_rate));
+        const auto due =
+            started +
+            std::chrono::duration_cast<SteadyClock::duration>(
+                std::chrono::duration<double>(static_cast<double>(read_now) / r.max_rate));
         if (due > SteadyClock::now()) std::this_thread::sleep_until(due);
       }
       auto parsed = parse_telemetry((*next)->payload, (*next)->stored_at, limits);

@@ -49,17 +49,6 @@ void define_functions(mu::Parser& parser) {
   for (const auto& f : kVariadicFunctions) parser.DefineFun(f.name, f.fn);
 }
 
-// Derived metrics join the asset's metrics, so they follow the same naming rule (SPEC D3).
-bool valid_metric_name(const std::string& name) {
-  if (name.empty() || name.size() > 128) return false;
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == ':' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 std::optional<HealthOp> parse_op(const std::string& op) {
   if (op == ">") return HealthOp::kGt;
   if (op == ">=") return HealthOp::kGe;
@@ -204,7 +193,7 @@ std::shared_ptr<AssetTypeModel> AssetTypeModel::compile(std::string asset_type_i
           continue;
         }
         const auto& name_str = name->get_ref<const std::string&>();
-        if (!valid_metric_name(name_str)) {
+        if (!is_valid_metric_name(name_str)) {  // they join the asset's metrics (SPEC D3)
           problem(where, "\"name\" must match [A-Za-z0-9_.:-]{1,128}");
           continue;
         }
@@ -303,7 +292,7 @@ std::shared_ptr<AssetTypeModel> AssetTypeModel::compile(std::string asset_type_i
       }
     }
   }
-  // Which readings formulas and health rules use (issue 21); bad ones never.
+  // Which readings formulas and health rules use; bad ones never.
   if (auto it = schema.find("quality_policy"); it != schema.end() && !it->is_null()) {
     if (it->is_string() && it->get<std::string>() == "good_only") {
       model->policy_.use_uncertain = false;

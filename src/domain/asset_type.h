@@ -61,7 +61,7 @@ struct HealthResult {
 };
 
 // Starts at 100, applies each rule, clamps to 0..100. A missing metric matches nothing, nor does
-// one whose quality the policy does not use (issue 21: bad never, uncertain by default).
+// one whose quality the policy does not use (bad never, uncertain by default).
 HealthResult health_explained(const MetricSet& metrics, const std::vector<HealthRule>& rules,
                               QualityPolicy policy = {});
 inline double health_score(const MetricSet& metrics, const std::vector<HealthRule>& rules) {

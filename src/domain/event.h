@@ -25,7 +25,7 @@ struct AssetEvent {
   double health_score = 0;
   std::optional<double> previous_health_score;
   Timestamp processed_at;
-  std::vector<HealthDetail> health_details;  // the rules that took points (issue 21)
+  std::vector<HealthDetail> health_details;  // the rules that took points
 };
 
 // UUID v5 in the worker's own namespace (6f1c2a52-5b0e-4c59-9d0a-6b7a0e3c1f20) of the name
@@ -39,7 +39,7 @@ std::string asset_event_id(std::string_view organization_id, std::string_view de
 
 // The event's JSON: the seed's fields, exactly: messageId, assetId, deviceId, organizationId,
 // timestamp, metrics, healthScore, previousHealthScore, processedAt, processorVersion; then
-// (issue 21) healthDetails, the rules that took points ([] when none did: a score of 100), each
+// healthDetails, the rules that took points ([] when none did: a score of 100), each
 // {metric, value, op, threshold, penalty}; and quality, the metrics whose quality is not good
 // ({"motor_temperature": "bad"}), only when there is one.
 //
@@ -64,7 +64,7 @@ class EventEncoder {
 // One event's JSON (an EventEncoder's, for a single event).
 std::string to_json(const AssetEvent& event);
 
-// A change of an asset's health state (issue 21; domain/health_state.h), as published on the
+// A change of an asset's health state (domain/health_state.h), as published on the
 // state subject.
 struct StateChange {
   std::string asset_id;

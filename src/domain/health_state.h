@@ -1,5 +1,5 @@
 #pragma once
-// Health states with hysteresis (issue 21): an asset is good, warning or critical (or the states
+// Health states with hysteresis: an asset is good, warning or critical (or the states
 // its type names), and changes state only when its score has clearly left the one it is in.
 //
 //   score:   100 ......... 85 .. 80 ......... 55 .. 50 ......... 0

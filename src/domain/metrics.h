@@ -63,4 +63,9 @@ class MetricSet {
   std::vector<uint32_t> slots_;
 };
 
+// A metric's name (SPEC D3): 1..max_bytes of [A-Za-z0-9_.:-]. Device metrics, the asset
+// metrics mapped from them and derived metrics all follow it.
+inline constexpr size_t kMaxMetricNameBytes = 128;
+bool is_valid_metric_name(std::string_view name, size_t max_bytes = kMaxMetricNameBytes);
+
 }  // namespace atw

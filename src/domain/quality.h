@@ -1,5 +1,5 @@
 #pragma once
-// The quality of a reading (issue 21), as field gateways (OPC UA, Modbus RTUs) mark it: good,
+// The quality of a reading, as field gateways (OPC UA, Modbus RTUs) mark it: good,
 // uncertain or bad. A value derived from others has the worst quality of its inputs.
 
 #include <cstdint>

@@ -5,7 +5,7 @@
 namespace atw {
 
 void ScoreLedger::load(const std::string& asset_id, StoredScore stored) {
-  assets_[asset_id] = Entry{std::move(stored), false};
+  assets_[asset_id] = Entry{stored, false};
 }
 
 std::optional<double> ScoreLedger::apply(const std::string& asset_id, double score, Timestamp at) {

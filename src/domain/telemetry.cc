@@ -52,19 +52,6 @@ Status read_id(std::string_view field, const std::optional<element>& e, size_t m
   return Status();
 }
 
-bool is_name_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '.' || c == ':' || c == '-';
-}
-
-bool is_valid_metric_name(std::string_view name, size_t max_bytes) {
-  if (name.empty() || name.size() > max_bytes) return false;
-  for (char c : name) {
-    if (!is_name_char(c)) return false;
-  }
-  return true;
-}
-
 // An invalid name can be up to the whole payload long: the error quotes only its start, cut on a
 // UTF-8 character boundary.
 std::string quoted_prefix(std::string_view s, size_t max_bytes) {
@@ -150,7 +137,7 @@ std::optional<Quality> read_quality_value(const element& v, bool& readable) {
   }
 }
 
-// `quality` (issue 21): one value for every metric of the message, or an object of values per
+// `quality`: one value for every metric of the message, or an object of values per
 // metric. Absent: good. A field of another type is a validation error; an unknown value counts
 // (unknown_qualities) and reads as uncertain.
 Status read_quality(const std::optional<element>& e, TelemetryMessage& msg) {

@@ -15,7 +15,7 @@ struct ValidationLimits {
   size_t max_payload_bytes = 1 << 20;
   size_t max_id_bytes = 256;
   size_t max_metrics = 1000;
-  size_t max_metric_name_bytes = 128;
+  size_t max_metric_name_bytes = kMaxMetricNameBytes;
   int64_t max_future_micros = 300LL * 1'000'000;  // 5 min
   size_t max_depth = 64;                          // nesting of the JSON document
 };

@@ -159,8 +159,8 @@ struct CivilTime {
            hour <= 23 && minute <= 59 && second <= 59;
   }
   Timestamp instant() const {
-    const int64_t seconds = days_from_civil(year, month, day) * kSecondsPerDay + hour * 3600 +
-                            minute * 60 + second - offset_seconds;
+    const int64_t seconds = days_from_civil(year, month, day) * kSecondsPerDay +
+                            int64_t{hour} * 3600 + int64_t{minute} * 60 + second - offset_seconds;
     return saturated(seconds, fraction);
   }
 };
@@ -195,7 +195,8 @@ bool read_rfc3339_zone(std::string_view s, size_t pos, CivilTime& t) {
       !read_digits(s, pos + 4, 2, off_minute) || off_hour > 23 || off_minute > 59) {
     return false;
   }
-  t.offset_seconds = (off_hour * 3600 + off_minute * 60) * (s[pos] == '-' ? -1 : 1);
+  t.offset_seconds =
+      (int64_t{off_hour} * 3600 + int64_t{off_minute} * 60) * (s[pos] == '-' ? -1 : 1);
   return true;
 }
 
@@ -269,7 +270,7 @@ std::optional<Timestamp> parse_pg_timestamp(std::string_view s) {
         }
       }
       if (m > 59 || sec > 59) return std::nullopt;
-      t.offset_seconds = sign * (h * 3600 + m * 60 + sec);
+      t.offset_seconds = sign * (int64_t{h} * 3600 + int64_t{m} * 60 + sec);
     }
     if (s.substr(pos) == " BC") {
       bc = true;

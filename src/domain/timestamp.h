@@ -14,7 +14,8 @@ struct Timestamp {
   int64_t micros = 0;  // since 1970-01-01T00:00:00Z
 
   static constexpr Timestamp from_seconds(int64_t s) { return Timestamp{s * 1'000'000}; }
-  auto operator<=>(const Timestamp&) const = default;
+  // clang-tidy 14 takes the 0 its defaulted <=> compares against for a null pointer.
+  auto operator<=>(const Timestamp&) const = default;  // NOLINT(modernize-use-nullptr)
 };
 
 // PostgreSQL's `-infinity` and `infinity`: before and after every instant, so that comparisons

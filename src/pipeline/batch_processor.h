@@ -28,7 +28,7 @@ namespace atw {
 
 struct ProcessorSettings {
   std::string event_subject = "telemetry.asset.v1";
-  std::string state_subject = "telemetry.asset.state.v1";  // health-state changes (issue 21)
+  std::string state_subject = "telemetry.asset.state.v1";  // health-state changes
   std::string dlq_subject = "telemetry.dlq";
   ValidationLimits limits;
   int retry_attempts = 3;           // in-process tries of a retryable (not outage) error

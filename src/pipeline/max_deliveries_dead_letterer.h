@@ -9,6 +9,7 @@
 // message, so a message both dead-lettered by a worker and reported by the server is stored once.
 
 #include <string>
+#include <utility>
 
 #include "common/log.h"
 #include "pipeline/ports.h"
@@ -29,7 +30,7 @@ class MaxDeliveriesDeadLetterer {
   };
   MaxDeliveriesDeadLetterer(Dependencies d, std::string dlq_subject, milliseconds retry_delay,
                             size_t max_record_bytes = SIZE_MAX)
-      : d_(d),
+      : d_(std::move(d)),
         dlq_subject_(std::move(dlq_subject)),
         retry_delay_(retry_delay),
         max_record_bytes_(max_record_bytes) {}

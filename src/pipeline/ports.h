@@ -170,7 +170,7 @@ struct WriteOutcome {
   // The asset's score before this message, per entry of MessageResult::assets (nullopt: none).
   // For a duplicate, the values recorded when it was first written.
   std::vector<std::optional<double>> previous_scores;
-  // The health-state changes this message made (issue 21), ready to publish; for a duplicate,
+  // The health-state changes this message made, ready to publish; for a duplicate,
   // the ones recorded when it was first written, so that a change whose event was lost is
   // published now, and one that was published is dropped by its id.
   struct StateEvent {

@@ -1,5 +1,5 @@
 #pragma once
-// Reprocess (issue 20): what one message's history rows and scores become under today's links
+// Reprocess: what one message's history rows and scores become under today's links
 // and asset types, against what the worker wrote for it. Pure: the adapters read what was
 // written and apply the corrections.
 

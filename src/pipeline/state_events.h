@@ -1,5 +1,5 @@
 #pragma once
-// The health-state changes a message makes (issue 21), as the sink hands them back: each one's
+// The health-state changes a message makes, as the sink hands them back: each one's
 // event, and the record a sink keeps with the message so that a redelivery gets the same events
 // back (TelemetrySink, WriteOutcome::state_events).
 

@@ -1,4 +1,4 @@
-// The fault suite (issue 4, item 4): the real worker binary against private nats-server,
+// The fault suite: the real worker binary against private nats-server,
 // PostgreSQL and Redis that the suite stops, kills and restarts. Each scenario publishes a known
 // set of messages, injects its fault, waits until every message is accounted for, and checks
 // that each one is fully processed or in the DLQ with a reason, and nothing else
@@ -1162,7 +1162,7 @@ TEST_F(FaultSuite, HostileFormulasAreSkippedAndReported) {
   stop_cleanly(worker);
 }
 
-// Issue 4, item 2: a message whose every delivery kills the worker (tests/support/
+// a message whose every delivery kills the worker (tests/support/
 // fault_preload.cc, loaded into the unmodified binary) reaches the DLQ through the server's
 // MAX_DELIVERIES advisory; the worker is restarted each time, as Kubernetes would, and the
 // messages that shared its batches are processed exactly once.

@@ -433,7 +433,7 @@ Tally account(Scenario& s, const MessageLedger& ledger) {
     }
   }
 
-  // 5. Health states (issue 21): per asset, the changes on the state subject form one unbroken
+  // 5. Health states: per asset, the changes on the state subject form one unbroken
   // chain (sequence 1, 2, 3..., each from where the last one went, starting at good), none
   // twice, each made by a message sent here with that message's score and going where the
   // standard states say that score goes, in measurement order; and the table's state is where

@@ -76,7 +76,7 @@ struct Tally {
   uint64_t sent = 0;
   uint64_t processed = 0;  // copies of messages fully processed (or acked with nothing to write)
   uint64_t dead_lettered = 0;
-  uint64_t state_changes = 0;  // distinct health-state changes published (issue 21)
+  uint64_t state_changes = 0;  // distinct health-state changes published
   uint64_t lost = 0;
   uint64_t duplicated = 0;  // messages with a row, an event or a dead letter more than once
   std::vector<std::string> problems;  // everything that is not as expected, one line each

@@ -1,4 +1,4 @@
-// A platform's own database (issue 18): the seed's tables as their owners made them, adopted by
+// A platform's own database: the seed's tables as their owners made them, adopted by
 // `migrate`, and a database that is there but not ready for the worker (SPEC D14, D15). Each test
 // works in a database of its own (support/own_database.h), with the real worker and servers.
 

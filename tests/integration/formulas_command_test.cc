@@ -1,4 +1,4 @@
-// asset-worker formulas check | try against the real database (issue 5, item 3).
+// asset-worker formulas check | try against the real database.
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>

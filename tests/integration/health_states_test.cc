@@ -1,4 +1,4 @@
-// Health states with hysteresis (issue 21), with the real worker and servers: a value hovering
+// Health states with hysteresis, with the real worker and servers: a value hovering
 // around a threshold changes the state once, each change is published once on the state
 // subject in measurement order and kept in asset_health_states, and two replicas sharing the
 // consumer give exactly the changes one worker would.

@@ -1,4 +1,4 @@
-// telemetry_history partitioned by time (issue 6), against the real PostgreSQL: an adopted,
+// telemetry_history partitioned by time, against the real PostgreSQL: an adopted,
 // unpartitioned table left as it is by `migrate` and converted by `asset-worker storage
 // history-partitions`, `asset-worker maintain`, retention, the worker's timer, and SPEC D11
 // across partitions through the real sink. Each test works in a database of its own

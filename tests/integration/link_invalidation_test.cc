@@ -1,4 +1,4 @@
-// Link-change invalidation against a real worker, PostgreSQL and Redis (SPEC D7, issue 5 item 2):
+// Link-change invalidation against a real worker, PostgreSQL and Redis (SPEC D7):
 // a committed link change, or `asset-worker links invalidate` after a change made behind the
 // trigger's back, takes effect within 2 s while messages flow, though the caches' TTLs are far
 // longer (30 s in process, 300 s in Redis).

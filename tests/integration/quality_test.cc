@@ -1,4 +1,4 @@
-// Data quality carried through and the score explained (issue 21), with the real worker and
+// Data quality carried through and the score explained, with the real worker and
 // servers: a bad reading is stored with its quality and leaves the score alone, a derived value
 // inherits the worst quality of its inputs, and every event says which rules took points.
 

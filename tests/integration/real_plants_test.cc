@@ -1,4 +1,4 @@
-// Real plants (issue 18): links written the way people write them, tenants and devices that reuse
+// Real plants: links written the way people write them, tenants and devices that reuse
 // ids, numbers past 64 bits, an output stream that refuses one event, every metric series from
 // the start. The real worker against the real servers; assertions on rows, scores, events, the
 // DLQ and /metrics.

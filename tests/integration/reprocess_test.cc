@@ -1,4 +1,4 @@
-// `asset-worker reprocess` (issue 20): a range processed under one configuration, the
+// `asset-worker reprocess`: a range processed under one configuration, the
 // configuration changed (a formula, a health rule, a link moved to another asset, a link's
 // window shortened), then reprocessed, equals a fresh run of the same messages under the new
 // configuration in a database of its own: row for row, score for score, (message, asset) for

@@ -1,4 +1,4 @@
-// The DLQ's safety net against a real worker and nats-server (SPEC D14, issue 4 item 2): a
+// The DLQ's safety net against a real worker and nats-server (SPEC D14): a
 // message whose every delivery kills the worker reaches the DLQ through the server's
 // MAX_DELIVERIES advisory, and the messages that shared its batches are processed exactly once.
 // The crash comes from tests/support/fault_preload.cc, loaded into the unmodified binary.

@@ -1,4 +1,4 @@
-// A production-like deployment (issue 19, docs/security.md): nats-server with TLS (clients
+// A production-like deployment (docs/security.md): nats-server with TLS (clients
 // verified) and users holding the shipped permissions, PostgreSQL with ssl = on, a certificate
 // from a test CA and the shipped roles, Redis with the shipped ACL user; the worker through all
 // three. Certificates and keys come from openssl, NKeys and JWTs from tests/support/nats_auth.h,
@@ -448,12 +448,11 @@ TEST(Security, EachNatsPermissionTakenAwayIsNamed) {
                                {"deliveries", 3}};
         const std::string text = advisory.dump();
         ++advisories;
-        ASSERT_EQ(natsConnection_Publish(s.nats().raw(),
-                                         ("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." +
-                                          s.input_stream() + "." + s.durable())
-                                             .c_str(),
-                                         text.data(), static_cast<int>(text.size())),
-                  NATS_OK);
+        ASSERT_TRUE(s.nats()
+                        .publish("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + s.input_stream() +
+                                     "." + s.durable(),
+                                 text)
+                        .ok());
       }
     }
     // The log names the subject refused (nats-server's own words), and the worker is not ready.

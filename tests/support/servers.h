@@ -149,8 +149,8 @@ class Scenario {
   std::vector<StoredMessage> stream(const std::string& stream_name);
   std::vector<nlohmann::json> events();                             // the output stream's payloads
   std::vector<nlohmann::json> events_of(const std::string& asset);  // those of one asset
-  std::vector<nlohmann::json> state_changes();  // the state stream's payloads (issue 21)
-  std::vector<nlohmann::json> dead_letters();   // the DLQ stream's payloads
+  std::vector<nlohmann::json> state_changes();                      // the state stream's payloads
+  std::vector<nlohmann::json> dead_letters();                       // the DLQ stream's payloads
   // Consumer state: {"num_ack_pending", "num_pending", "ack_floor_stream_seq", ...}.
   nlohmann::json consumer_info();
   // Waits until the consumer has acked everything published (ack floor = last input sequence

@@ -606,7 +606,7 @@ TEST_F(BatchProcessorTest, DuplicateMessageIdWritesOnceAndRepublishesTheSameEven
   EXPECT_EQ(metrics.snapshot().messages_duplicate, 2u);
 }
 
-// Health states (issue 21): a change is published once on the state subject, after the events
+// Health states: a change is published once on the state subject, after the events
 // of its message; a redelivery republishes the recorded change under the same id (the stream
 // drops the copy) and counts nothing; a late message moves no state.
 TEST_F(BatchProcessorTest, StateChangesArePublishedOnceInMeasurementOrder) {

@@ -1,4 +1,4 @@
-// Reprocess's comparison of what was written for a message with what it gives now (issue 20).
+// Reprocess's comparison of what was written for a message with what it gives now.
 
 #include "pipeline/reprocess.h"
 

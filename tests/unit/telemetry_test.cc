@@ -509,7 +509,7 @@ TEST(ParseTelemetry, UnknownFieldsAreIgnored) {
   EXPECT_EQ(metrics_of(*r), (std::vector<Metric>{{"a", 1}}));
 }
 
-// `quality` (issue 21), with the message's ids, timestamp and two metrics.
+// `quality`, with the message's ids, timestamp and two metrics.
 std::string with_quality(std::string_view quality_json) {
   return fmt::format(R"({{"messageId": "m-1", "deviceId": "d-1", "organizationId": "o-1",)"
                      R"( "timestamp": "2026-01-28T14:30:00Z", "quality": {},)"

@@ -116,7 +116,7 @@ std::shared_ptr<JetStreamPublisher::Ticket> JetStreamPublisher::send(
     if (s == NATS_OK && !m.msg_id.empty()) {
       s = natsMsgHeader_Set(raw, "Nats-Msg-Id", m.msg_id.c_str());
     }
-    if (s == NATS_OK) s = natsConnection_PublishMsg(nc_.raw(), raw);
+    if (s == NATS_OK) s = nc_.publish(raw);
     if (s == NATS_OK) {
       ++t->waiting;
       continue;

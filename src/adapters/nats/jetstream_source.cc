@@ -85,11 +85,9 @@ Status JetStreamSource::request_more(size_t want) {
   const auto expires_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(settings_.expires).count();
   const std::string body = fmt::format(R"({{"batch":{},"expires":{}}})", want, expires_ns);
-  const natsStatus s = natsConnection_PublishRequest(
-      nc_.raw(), next_subject_.c_str(), reply.c_str(), body.data(), static_cast<int>(body.size()));
-  if (s != NATS_OK) {
+  if (Status sent = nc_.publish(next_subject_, body, reply); !sent.ok()) {
     return Status::unavailable(error_type::kNatsUnavailable,
-                               fmt::format("pull request: {}", natsStatus_GetText(s)));
+                               fmt::format("pull request: {}", sent.message()));
   }
   requests_.emplace(id,
                     PullRequest{want, SteadyClock::now() + settings_.expires + settings_.grace});
@@ -225,11 +223,10 @@ Status JetStreamSource::nak(const Delivery& d, milliseconds delay) {
 }
 
 Status JetStreamSource::reply(const Delivery& d, std::string_view body) {
-  const natsStatus s = natsConnection_Publish(nc_.raw(), d.ack_token.c_str(), body.data(),
-                                              static_cast<int>(body.size()));
-  if (s == NATS_OK) return Status();
+  Status sent = nc_.publish(d.ack_token, body);
+  if (sent.ok()) return sent;
   return Status::unavailable(error_type::kNatsUnavailable,
-                             fmt::format("ack {}: {}", d.ack_token, natsStatus_GetText(s)));
+                             fmt::format("ack {}: {}", d.ack_token, sent.message()));
 }
 
 Status JetStreamSource::flush() {

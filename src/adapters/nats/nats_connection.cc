@@ -37,45 +37,47 @@ Status NatsConnection::configure() {
   };
   natsStatus s = NATS_OK;
   if (sec.tls()) {
-    if ((s = natsOptions_SetSecure(opts_, true)) != NATS_OK) return refused(s, "TLS");
+    if ((s = natsOptions_SetSecure(opts_.get(), true)) != NATS_OK) return refused(s, "TLS");
   }
   if (!sec.ca_file.empty() &&
-      (s = natsOptions_LoadCATrustedCertificates(opts_, sec.ca_file.c_str())) != NATS_OK) {
+      (s = natsOptions_LoadCATrustedCertificates(opts_.get(), sec.ca_file.c_str())) != NATS_OK) {
     return refused(s, "CA file " + sec.ca_file);
   }
   if (!sec.cert_file.empty() &&
-      (s = natsOptions_LoadCertificatesChain(opts_, sec.cert_file.c_str(), sec.key_file.c_str())) !=
-          NATS_OK) {
+      (s = natsOptions_LoadCertificatesChain(opts_.get(), sec.cert_file.c_str(),
+                                             sec.key_file.c_str())) != NATS_OK) {
     return refused(s, "certificate " + sec.cert_file + " and key " + sec.key_file);
   }
   if (!sec.tls_server_name.empty() &&
-      (s = natsOptions_SetExpectedHostname(opts_, sec.tls_server_name.c_str())) != NATS_OK) {
+      (s = natsOptions_SetExpectedHostname(opts_.get(), sec.tls_server_name.c_str())) != NATS_OK) {
     return refused(s, "TLS server name");
   }
   if (!sec.user.empty()) {
     auto password = sec.password.current();
     if (!password.ok()) return password.status();
-    if ((s = natsOptions_SetUserInfo(opts_, sec.user.c_str(), password->c_str())) != NATS_OK) {
+    if ((s = natsOptions_SetUserInfo(opts_.get(), sec.user.c_str(), password->c_str())) !=
+        NATS_OK) {
       return refused(s, "user");
     }
   }
   if (!sec.token.value.empty() || !sec.token.file.empty()) {
     auto token = sec.token.current();
     if (!token.ok()) return token.status();
-    if ((s = natsOptions_SetToken(opts_, token->c_str())) != NATS_OK) return refused(s, "token");
+    if ((s = natsOptions_SetToken(opts_.get(), token->c_str())) != NATS_OK)
+      return refused(s, "token");
   }
   if (!sec.nkey_seed_file.empty()) {
     auto seed = read_secret_file("NATS_NKEY_SEED_FILE", sec.nkey_seed_file);
     if (!seed.ok()) return seed.status();
     auto pub = nkey_public_key(*seed);
     if (!pub.ok()) return pub.status();
-    if ((s = natsOptions_SetNKeyFromSeed(opts_, pub->c_str(), sec.nkey_seed_file.c_str())) !=
+    if ((s = natsOptions_SetNKeyFromSeed(opts_.get(), pub->c_str(), sec.nkey_seed_file.c_str())) !=
         NATS_OK) {
       return refused(s, "NKey seed file " + sec.nkey_seed_file);
     }
   }
   if (!sec.creds_file.empty() && (s = natsOptions_SetUserCredentialsFromFiles(
-                                      opts_, sec.creds_file.c_str(), nullptr)) != NATS_OK) {
+                                      opts_.get(), sec.creds_file.c_str(), nullptr)) != NATS_OK) {
     return refused(s, "credentials file " + sec.creds_file);
   }
   return Status();
@@ -84,27 +86,32 @@ Status NatsConnection::configure() {
 Result<std::unique_ptr<NatsConnection>> NatsConnection::connect(
     const NatsSettings& settings, Logger& log, std::chrono::milliseconds initial_wait) {
   std::unique_ptr<NatsConnection> c(new NatsConnection(settings, log));
-  natsStatus s = natsOptions_Create(&c->opts_);
+  natsOptions* opts = nullptr;
+  natsStatus s = natsOptions_Create(&opts);
+  c->opts_.reset(opts);
   std::vector<const char*> urls;
   for (const auto& u : c->settings_.servers) urls.push_back(u.c_str());
   if (s == NATS_OK)
-    s = natsOptions_SetServers(c->opts_, urls.data(), static_cast<int>(urls.size()));
-  if (s == NATS_OK) s = natsOptions_SetName(c->opts_, c->settings_.name.c_str());
-  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(c->opts_, -1);
-  if (s == NATS_OK) s = natsOptions_SetReconnectWait(c->opts_, settings.reconnect_wait.count());
-  if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(c->opts_, 32 * 1024 * 1024);
-  if (s == NATS_OK) s = natsOptions_SetMaxPendingMsgs(c->opts_, 1'000'000);
-  if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(c->opts_, on_disconnected, c.get());
-  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(c->opts_, on_reconnected, c.get());
-  if (s == NATS_OK) s = natsOptions_SetErrorHandler(c->opts_, on_error, c.get());
-  if (s == NATS_OK) s = natsOptions_SetClosedCB(c->opts_, on_closed, c.get());
+    s = natsOptions_SetServers(c->opts_.get(), urls.data(), static_cast<int>(urls.size()));
+  if (s == NATS_OK) s = natsOptions_SetName(c->opts_.get(), c->settings_.name.c_str());
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(c->opts_.get(), -1);
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectWait(c->opts_.get(), settings.reconnect_wait.count());
+  if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(c->opts_.get(), 32 * 1024 * 1024);
+  if (s == NATS_OK) s = natsOptions_SetMaxPendingMsgs(c->opts_.get(), 1'000'000);
+  if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(c->opts_.get(), on_disconnected, c.get());
+  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(c->opts_.get(), on_reconnected, c.get());
+  if (s == NATS_OK) s = natsOptions_SetErrorHandler(c->opts_.get(), on_error, c.get());
+  if (s == NATS_OK) s = natsOptions_SetClosedCB(c->opts_.get(), on_closed, c.get());
   if (s != NATS_OK) return Status::permanent("invalid_config", nats_error(s));
   if (Status st = c->configure(); !st.ok()) return st;
 
   // One attempt first, which says why it failed: a server that refuses the login or the TLS
   // handshake refuses it every time, so that is final. Only servers that cannot be reached are
   // waited for, by nats.c's own retries.
-  s = natsConnection_Connect(&c->conn_, c->opts_);
+  natsConnection* conn = nullptr;
+  s = natsConnection_Connect(&conn, c->opts_.get());
+  c->conn_.reset(conn);
   if (s == NATS_OK) return c;
   const std::string why = nats_error(s);
   // A protocol error here is the server closing a connection it had accepted: a TLS handshake
@@ -114,8 +121,12 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::connect(
     return Status::permanent("nats_refused", fmt::format("NATS refused the connection: {}", why));
   }
   c->closed_ = false;
-  s = natsOptions_SetRetryOnFailedConnect(c->opts_, true, on_connected, c.get());
-  if (s == NATS_OK) s = natsConnection_Connect(&c->conn_, c->opts_);
+  s = natsOptions_SetRetryOnFailedConnect(c->opts_.get(), true, on_connected, c.get());
+  if (s == NATS_OK) {
+    conn = nullptr;
+    s = natsConnection_Connect(&conn, c->opts_.get());
+    c->conn_.reset(conn);
+  }
   if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
     return Status::unavailable(error_type::kNatsUnavailable, nats_error(s));
   }
@@ -134,13 +145,12 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::connect(
 NatsConnection::~NatsConnection() {
   closing_.store(true);
   if (conn_ != nullptr) {
-    natsConnection_Close(conn_);
+    natsConnection_Close(conn_.get());
     std::unique_lock lock(closed_mu_);
     closed_cv_.wait_for(lock, std::chrono::seconds(5), [this] { return closed_; });
     lock.unlock();
-    natsConnection_Destroy(conn_);
+    conn_.reset();
   }
-  natsOptions_Destroy(opts_);
 }
 
 void NatsConnection::on_closed(natsConnection*, void* closure) {
@@ -151,7 +161,7 @@ void NatsConnection::on_closed(natsConnection*, void* closure) {
 }
 
 bool NatsConnection::connected() const {
-  return conn_ != nullptr && natsConnection_Status(conn_) == NATS_CONN_STATUS_CONNECTED;
+  return conn_ != nullptr && natsConnection_Status(conn_.get()) == NATS_CONN_STATUS_CONNECTED;
 }
 
 void NatsConnection::on_disconnected(natsConnection*, void* closure) {
@@ -194,7 +204,7 @@ bool NatsConnection::refused_within(std::chrono::milliseconds window) const {
 }
 
 Status NatsConnection::flush(std::chrono::milliseconds timeout) {
-  const natsStatus s = natsConnection_FlushTimeout(conn_, timeout.count());
+  const natsStatus s = natsConnection_FlushTimeout(conn_.get(), timeout.count());
   if (s == NATS_OK) return Status();
   return Status::unavailable(error_type::kNatsUnavailable, nats_error(s));
 }
@@ -207,26 +217,69 @@ std::string NatsConnection::new_inbox() {
   return out;
 }
 
-Result<SubscriptionPtr> NatsConnection::subscribe_sync(const std::string& subject) {
-  natsSubscription* raw = nullptr;
-  natsStatus s = natsConnection_SubscribeSync(&raw, conn_, subject.c_str());
+namespace {
+
+// A subscription nats.c made (`made`: its status), with no pending limits.
+Result<SubscriptionPtr> unlimited(natsStatus made, natsSubscription* raw,
+                                  const std::string& subject) {
   SubscriptionPtr sub(raw);
-  if (s == NATS_OK) s = natsSubscription_SetPendingLimits(raw, -1, -1);
-  if (s != NATS_OK) {
+  if (made == NATS_OK) made = natsSubscription_SetPendingLimits(raw, -1, -1);
+  if (made != NATS_OK) {
     return Status::unavailable(error_type::kNatsUnavailable,
-                               fmt::format("subscribe {}: {}", subject, nats_error(s)));
+                               fmt::format("subscribe {}: {}", subject, nats_error(made)));
   }
   return sub;
 }
 
+}  // namespace
+
+Result<SubscriptionPtr> NatsConnection::subscribe_sync(const std::string& subject) {
+  natsSubscription* raw = nullptr;
+  const natsStatus s = natsConnection_SubscribeSync(&raw, conn_.get(), subject.c_str());
+  return unlimited(s, raw, subject);
+}
+
+Result<SubscriptionPtr> NatsConnection::subscribe_async(const std::string& subject,
+                                                        natsMsgHandler handler, void* closure) {
+  natsSubscription* raw = nullptr;
+  const natsStatus s =
+      natsConnection_Subscribe(&raw, conn_.get(), subject.c_str(), handler, closure);
+  return unlimited(s, raw, subject);
+}
+
+Status NatsConnection::publish(const std::string& subject, std::string_view data,
+                               const std::string& reply) {
+  const natsStatus s =
+      reply.empty() ? natsConnection_Publish(conn_.get(), subject.c_str(), data.data(),
+                                             static_cast<int>(data.size()))
+                    : natsConnection_PublishRequest(conn_.get(), subject.c_str(), reply.c_str(),
+                                                    data.data(), static_cast<int>(data.size()));
+  if (s == NATS_OK) return Status();
+  return Status::unavailable(error_type::kNatsUnavailable, natsStatus_GetText(s));
+}
+
+natsStatus NatsConnection::publish(natsMsg* message) {
+  return natsConnection_PublishMsg(conn_.get(), message);
+}
+
+Result<JetStreamContextPtr> NatsConnection::jetstream() {
+  jsCtx* js = nullptr;
+  const natsStatus s = natsConnection_JetStream(&js, conn_.get(), nullptr);
+  if (s != NATS_OK) {
+    return Status::unavailable(error_type::kNatsUnavailable,
+                               fmt::format("JetStream context: {}", nats_error(s)));
+  }
+  return JetStreamContextPtr(js);
+}
+
 int64_t NatsConnection::max_payload() const {
-  return natsConnection_GetMaxPayload(conn_);
+  return natsConnection_GetMaxPayload(conn_.get());
 }
 
 Result<std::string> NatsConnection::api(const std::string& subject, const std::string& body) {
   natsMsg* reply = nullptr;
   const natsStatus s =
-      natsConnection_Request(&reply, conn_, subject.c_str(), body.data(),
+      natsConnection_Request(&reply, conn_.get(), subject.c_str(), body.data(),
                              static_cast<int>(body.size()), settings_.request_timeout.count());
   if (s != NATS_OK) {
     return Status::unavailable(error_type::kNatsUnavailable,

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/log.h"
@@ -67,6 +68,11 @@ struct MessageDeleter {
 };
 using MessagePtr = std::unique_ptr<natsMsg, MessageDeleter>;
 
+struct JetStreamContextDeleter {
+  void operator()(jsCtx* js) const { jsCtx_Destroy(js); }
+};
+using JetStreamContextPtr = std::unique_ptr<jsCtx, JetStreamContextDeleter>;
+
 // The messages of one publish, one PubAck wait or one fetch, destroyed together when the call
 // ends. nats.c hands every destroyed message to its collector thread and wakes that thread
 // whenever it is idle: destroyed one at a time between other work, the messages of a
@@ -89,7 +95,12 @@ class NatsConnection {
   NatsConnection(const NatsConnection&) = delete;
   NatsConnection& operator=(const NatsConnection&) = delete;
 
-  natsConnection* raw() { return conn_; }
+  // Publishes `data` to `subject` (with `reply` as its reply subject when given), buffered:
+  // Unavailable with nats.c's reason when it cannot be.
+  Status publish(const std::string& subject, std::string_view data, const std::string& reply = {});
+  // Publishes a message built with its headers (natsMsg_Create); the caller still owns it.
+  // nats.c's status, so that the caller can tell NATS_MAX_PAYLOAD (the message's own fault).
+  natsStatus publish(natsMsg* message);
   bool connected() const;
   // Bumped on each reconnect: server-side pull requests made before it are gone.
   uint64_t generation() const { return generation_.load(); }
@@ -111,6 +122,12 @@ class NatsConnection {
   // A synchronous subscription to `subject` with no pending limits: its callers bound what can
   // arrive by what they asked for.
   Result<SubscriptionPtr> subscribe_sync(const std::string& subject);
+  // A subscription whose messages `handler` gets on a nats.c thread (tools only: the worker
+  // reads every subscription itself), with no pending limits.
+  Result<SubscriptionPtr> subscribe_async(const std::string& subject, natsMsgHandler handler,
+                                          void* closure);
+  // A JetStream context over this connection.
+  Result<JetStreamContextPtr> jetstream();
 
  private:
   NatsConnection(NatsSettings settings, Logger& log) : settings_(std::move(settings)), log_(log) {}
@@ -124,8 +141,14 @@ class NatsConnection {
 
   NatsSettings settings_;
   Logger& log_;
-  natsOptions* opts_ = nullptr;
-  natsConnection* conn_ = nullptr;
+  struct OptionsDeleter {
+    void operator()(natsOptions* o) const { natsOptions_Destroy(o); }
+  };
+  struct ConnectionDeleter {  // after natsConnection_Close and its closed callback
+    void operator()(natsConnection* c) const { natsConnection_Destroy(c); }
+  };
+  std::unique_ptr<natsOptions, OptionsDeleter> opts_;
+  std::unique_ptr<natsConnection, ConnectionDeleter> conn_;
   std::atomic<uint64_t> generation_{0};
   std::atomic<bool> closing_{false};         // no disconnect warnings for our own close
   std::atomic<int64_t> last_refusal_ns_{0};  // steady clock; 0: never

@@ -2,6 +2,7 @@
 // nats.c signs with a seed but wants the public key given beside it (natsOptions_SetNKeyFromSeed);
 // the worker derives it, so that an operator mounts the seed file alone.
 
+#include <fmt/format.h>
 #include <openssl/evp.h>
 
 #include <memory>
@@ -15,8 +16,9 @@ namespace {
 constexpr char kBase32[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 constexpr uint8_t kPrefixSeed = 18 << 3;  // 'S'
 
-Status not_a_seed(std::string why) {
-  return Status::permanent("invalid_config", "NATS_NKEY_SEED_FILE: not an NKey seed: " + why);
+Status not_a_seed(std::string_view why) {
+  return Status::permanent("invalid_config",
+                           fmt::format("NATS_NKEY_SEED_FILE: not an NKey seed: {}", why));
 }
 
 // CRC-16/XMODEM, as NKeys append it (little-endian).

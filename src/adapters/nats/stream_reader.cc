@@ -79,11 +79,9 @@ Status StreamMessageStore::term(const std::string& stream, const std::string& co
   // tokens (delivery count, consumer sequence, time, pending) are not needed to settle it.
   const std::string subject = fmt::format("$JS.ACK.{}.{}.1.{}.0.0.0", stream, consumer, sequence);
   const std::string_view body = "+TERM";
-  const natsStatus s = natsConnection_Publish(nc_.raw(), subject.c_str(), body.data(),
-                                              static_cast<int>(body.size()));
-  if (s != NATS_OK) {
+  if (Status sent = nc_.publish(subject, body); !sent.ok()) {
     return Status::unavailable(error_type::kNatsUnavailable,
-                               fmt::format("term: {}", natsStatus_GetText(s)));
+                               fmt::format("term: {}", sent.message()));
   }
   return Status();
 }

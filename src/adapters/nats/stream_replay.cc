@@ -28,8 +28,9 @@ Result<std::unique_ptr<StreamReplay>> StreamReplay::open(NatsConnection& nc,
     r->done_ = true;
     return r;
   }
-  natsStatus s = natsConnection_JetStream(&r->js_, nc.raw(), nullptr);
-  if (s != NATS_OK) return replay_error("JetStream context", s);
+  auto js = nc.jetstream();
+  if (!js.ok()) return js.status();
+  r->js_ = std::move(js).value();
   jsSubOptions o;
   jsSubOptions_Init(&o);
   o.Stream = stream.c_str();
@@ -43,7 +44,7 @@ Result<std::unique_ptr<StreamReplay>> StreamReplay::open(NatsConnection& nc,
   }
   natsSubscription* sub = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  s = js_SubscribeSync(&sub, r->js_, subject.c_str(), nullptr, &o, &code);
+  const natsStatus s = js_SubscribeSync(&sub, r->js_.get(), subject.c_str(), nullptr, &o, &code);
   if (s != NATS_OK) {
     return replay_error(
         fmt::format("reading {} back (err_code {})", stream, static_cast<int>(code)), s);
@@ -53,8 +54,7 @@ Result<std::unique_ptr<StreamReplay>> StreamReplay::open(NatsConnection& nc,
 }
 
 StreamReplay::~StreamReplay() {
-  sub_.reset();
-  if (js_ != nullptr) jsCtx_Destroy(js_);
+  sub_.reset();  // before the context it was made with
 }
 
 Result<std::optional<ReplayedMessage>> StreamReplay::next(std::chrono::milliseconds idle) {

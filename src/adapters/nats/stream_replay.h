@@ -1,7 +1,7 @@
 #pragma once
 // Reads a stream's stored messages back in order through an ordered, ephemeral consumer (one
 // that nats.c recreates by itself from the next sequence after a gap or a reconnect), for
-// reprocess (issue 20). No durable consumer is touched and nothing is acknowledged.
+// reprocess. No durable consumer is touched and nothing is acknowledged.
 
 #include <chrono>
 #include <cstdint>
@@ -43,7 +43,7 @@ class StreamReplay {
  private:
   StreamReplay() = default;
 
-  jsCtx* js_ = nullptr;
+  JetStreamContextPtr js_;
   SubscriptionPtr sub_;
   uint64_t last_sequence_ = 0;
   bool done_ = false;

@@ -56,6 +56,7 @@ Result<std::vector<HistoryAction>> HistoryMaintenance::run() {
       {std::to_string(settings_.ahead_days), std::to_string(settings_.retention_days)}, stopping_);
   if (!result.ok()) return result.status();
   std::vector<HistoryAction> actions;
+  actions.reserve(static_cast<size_t>(PQntuples(result->get())));
   for (int row = 0; row < PQntuples(result->get()); ++row) {
     actions.push_back({PQgetvalue(result->get(), row, 0), PQgetvalue(result->get(), row, 1),
                        std::strtoll(PQgetvalue(result->get(), row, 2), nullptr, 10)});

@@ -1,5 +1,5 @@
 #pragma once
-// Maintenance of the time-partitioned telemetry_history (issue 6): one call of the SQL function
+// Maintenance of the time-partitioned telemetry_history: one call of the SQL function
 // telemetry_history_maintain (migrations/004_partitioned_history.sql), which makes the daily
 // partitions ahead of time, moves the DEFAULT partition's rows of a new day into it, and past a
 // retention drops partitions and forgets old rows. The SQL does the work, in one transaction,

@@ -302,4 +302,20 @@ std::string pg_text_array(const std::vector<std::string_view>& items) {
   return out;
 }
 
+Result<std::vector<std::string>> PgConnection::wait_for_notifications(
+    std::chrono::milliseconds timeout) {
+  std::vector<std::string> payloads;
+  if (!conn_) return Status::unavailable(error_type::kDbUnavailable, "not connected");
+  pollfd readable{PQsocket(conn_.get()), POLLIN, 0};
+  if (poll(&readable, 1, static_cast<int>(timeout.count())) < 0) return payloads;  // a signal
+  if (PQconsumeInput(conn_.get()) == 0) {
+    Status lost = Status::unavailable(error_type::kDbUnavailable, PQerrorMessage(conn_.get()));
+    conn_.reset();
+    return lost;
+  }
+  using Notification = std::unique_ptr<PGnotify, decltype(&PQfreemem)>;
+  while (Notification n{PQnotifies(conn_.get()), &PQfreemem}) payloads.emplace_back(n->extra);
+  return payloads;
+}
+
 }  // namespace atw

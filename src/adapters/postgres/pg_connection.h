@@ -7,6 +7,7 @@
 #include <libpq-fe.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -83,7 +84,10 @@ class PgConnection {
   // The SQLSTATE of the last statement the server refused ("23505"), empty if it gave none.
   const std::string& last_sqlstate() const { return last_sqlstate_; }
 
-  PGconn* raw() { return conn_.get(); }
+  // For a connection that LISTENs: waits up to `timeout` for the server to send something and
+  // returns the payloads of the notifications that came (none when it timed out).
+  // Unavailable, and the connection dropped, when the connection is lost.
+  Result<std::vector<std::string>> wait_for_notifications(std::chrono::milliseconds timeout);
 
  private:
   // pg_error_status of a failed result, remembering its SQLSTATE.

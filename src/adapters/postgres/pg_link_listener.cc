@@ -1,7 +1,6 @@
 #include "adapters/postgres/pg_link_listener.h"
 
 #include <fmt/format.h>
-#include <sys/select.h>
 
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -58,23 +57,17 @@ void PgLinkListener::run() {
       inbox_.post_reset();
       log_.info("listening for link changes", {{"channel", kLinkChangeChannel}});
     }
-    const int fd = PQsocket(db.raw());
-    fd_set readable;
-    FD_ZERO(&readable);
-    FD_SET(fd, &readable);
-    timeval timeout{0, 500'000};  // wakes up for stop_ twice a second
-    if (select(fd + 1, &readable, nullptr, nullptr, &timeout) < 0) continue;
-    if (PQconsumeInput(db.raw()) == 0) {
+    // Wakes up for stop_ twice a second.
+    auto notices = db.wait_for_notifications(std::chrono::milliseconds(500));
+    if (!notices.ok()) {
       log_.warn("link-change listener lost its connection; the in-process cache will be dropped",
-                {{"error", PQerrorMessage(db.raw())}});
-      db.reset();
+                {{"error", notices.status().message()}});
       continue;
     }
-    while (PGnotify* notice = PQnotifies(db.raw())) {
-      if (!post_link_notice(notice->extra, inbox_)) {
-        log_.warn("ignored a link-change notice", {{"payload", notice->extra}});
+    for (const std::string& payload : *notices) {
+      if (!post_link_notice(payload, inbox_)) {
+        log_.warn("ignored a link-change notice", {{"payload", payload}});
       }
-      PQfreemem(notice);
     }
   }
 }

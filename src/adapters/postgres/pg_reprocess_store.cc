@@ -161,6 +161,7 @@ Result<std::vector<SchemaVersion>> PgReprocessStore::schema_versions(
   auto r = db_.exec(kType, sql.c_str(), {text_array(types)});
   if (!r.ok()) return r.status();
   std::vector<SchemaVersion> out;
+  out.reserve(static_cast<size_t>(PQntuples(r->get())));
   for (int row = 0; row < PQntuples(r->get()); ++row) {
     out.push_back({PQgetvalue(r->get(), row, 0), std::atoi(PQgetvalue(r->get(), row, 1)),
                    timestamp_at(r->get(), row, 2), PQgetvalue(r->get(), row, 3)});

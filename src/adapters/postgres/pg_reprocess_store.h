@@ -1,5 +1,5 @@
 #pragma once
-// What reprocess (issue 20) reads and writes in PostgreSQL: what the workers wrote for each
+// What reprocess reads and writes in PostgreSQL: what the workers wrote for each
 // message, the asset types' schema versions, the corrections (one transaction per batch, with
 // the run's progress), and the runs themselves.
 

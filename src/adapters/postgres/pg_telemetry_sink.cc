@@ -261,6 +261,7 @@ Result<bool> PgTelemetrySink::history_takes_binary() {
                                                                  std::end(kHistoryColumnNames)))});
   if (!r.ok()) return r.status();
   std::vector<std::string> types;
+  types.reserve(static_cast<size_t>(PQntuples(r->get())));
   for (int row = 0; row < PQntuples(r->get()); ++row)
     types.emplace_back(PQgetvalue(r->get(), row, 0));
   history_binary_ = history_columns_take_binary(types);
@@ -412,7 +413,7 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
     auto ids = db_.literal(error_type::kDbWriteFailed, pg_text_array(asset_ids));
     if (!ids.ok()) return ids.status();
     // Read as text, whatever types the table's owner chose (parse_pg_timestamp).
-    // Their health states (issue 21) in a statement of their own, after the locks: a statement
+    // Their health states in a statement of their own, after the locks: a statement
     // that waited for a lock sees the locked row as the other transaction left it, but every
     // other table as it was when the statement began, so a state read in the locking statement
     // could be one that transaction has since changed. The next statement starts after the

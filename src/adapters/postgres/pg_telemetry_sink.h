@@ -9,7 +9,7 @@
 //      rolled back and redone knowing which ones, so they write nothing and their events carry
 //      the previous scores recorded the first time;
 //   5. each changed asset's score updated once, to its newest value;
-//   6. the health states (issue 21): read after the assets are locked (2.), moved by the batch's
+//   6. the health states: read after the assets are locked (2.), moved by the batch's
 //      scores in the same order (late messages left out), each moved state written once; the
 //      changes a message made are recorded with it (processed_messages.state_changes) and
 //      returned ready to publish, and a redelivery gets the recorded ones back.
