@@ -21,8 +21,8 @@ git ls-files -z '*.cc' '*.h' | xargs -0 clang-format-14 --dry-run --Werror
 
 # What the Release tests run: the worker, the tools the ops tests and the cluster run use, and
 # the fault suite with its fault injector. Its compile commands serve clang-tidy.
-cmake -S "$ATW_ROOT" -B "$ATW_ROOT/build" -DATW_WERROR=ON -DCMAKE_EXPORT_COMPILE_COMMANDS=ON \
-  >/dev/null
+cmake -S "$ATW_ROOT" -B "$ATW_ROOT/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DATW_WERROR=ON \
+  -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
 atw_build Release "$ATW_ROOT/build" asset-worker atw-devtool atw-bench faults_fault_suite \
   atw_fault_preload
 atw_start_servers
