@@ -13,6 +13,7 @@
 # and prints the table with the targets. Takes 20-30 minutes; GROWTH_QUICK=1 runs every factor
 # at a tenth of its size (a few minutes), to try the script itself; GROWTH_FACTORS (default
 # "devices metrics assets history") runs some of them only (the standard point always).
+# Stops the servers it started at the end; `--keep` leaves them running.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/servers.sh"
 source "$(dirname "$0")/lib.sh"

@@ -8,6 +8,7 @@
 #   5. one table on stdout, and reports/bench-<time>.{md,png} (git-ignored), the PNG with the
 #      CPU of each process over the steady phase (bench/cpu_sampler.py) beside its latency.
 # Durability is production's: fsync and synchronous_commit on, JetStream file storage.
+# Stops the servers it started at the end; `bash bench/run.sh --keep` leaves them running.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/servers.sh"
 source "$(dirname "$0")/lib.sh"

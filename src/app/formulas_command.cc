@@ -5,33 +5,28 @@
 
 #include <nlohmann/json.hpp>
 
-#include "adapters/postgres/pg_connection.h"
+#include "adapters/postgres/pg_asset_types.h"
 #include "app/commands.h"
-#include "common/error_types.h"
 #include "domain/asset_type.h"
 
 namespace atw {
 
 int run_formulas_check(const Config& c) {
   PgConnection db(c.database());
-  auto rows = db.exec(error_type::kDbUnavailable,
-                      "SELECT id, coalesce(telemetry_schema::text, 'null') FROM asset_types"
-                      " ORDER BY id");
-  if (!rows.ok()) {
-    print_error(rows.status().message());
+  auto types = read_asset_type_schemas(db);
+  if (!types.ok()) {
+    print_error(types.status().message());
     return 1;
   }
   size_t problems = 0;
-  const int n = PQntuples(rows->get());
-  for (int row = 0; row < n; ++row) {
-    const std::string id = PQgetvalue(rows->get(), row, 0);
-    const auto model = AssetTypeModel::compile(id, PQgetvalue(rows->get(), row, 1));
+  for (const AssetTypeSchema& type : *types) {
+    const auto model = AssetTypeModel::compile(type.id, type.schema_json);
     for (const SchemaProblem& p : model->problems()) {
-      fmt::print("{}\t{}\t{}\n", id, p.where, p.problem);
+      fmt::print("{}\t{}\t{}\n", type.id, p.where, p.problem);
       ++problems;
     }
   }
-  fmt::print(stderr, "{} asset type(s) checked, {} problem(s)\n", n, problems);
+  fmt::print(stderr, "{} asset type(s) checked, {} problem(s)\n", types->size(), problems);
   return problems == 0 ? 0 : 1;
 }
 
@@ -50,19 +45,16 @@ int run_formulas_try(const Config& c, const std::string& asset_type, const std::
     set.set(name, value.get<double>());
   }
   PgConnection db(c.database());
-  auto rows =
-      db.exec(error_type::kDbUnavailable,
-              "SELECT coalesce(telemetry_schema::text, 'null') FROM asset_types WHERE id = $1",
-              {asset_type});
-  if (!rows.ok()) {
-    print_error(rows.status().message());
+  auto schema = read_asset_type_schema(db, asset_type);
+  if (!schema.ok()) {
+    print_error(schema.status().message());
     return 1;
   }
-  if (PQntuples(rows->get()) == 0) {
+  if (!schema->has_value()) {
     fmt::print(stderr, "asset-worker: no asset type {}\n", asset_type);
     return 1;
   }
-  const auto model = AssetTypeModel::compile(asset_type, PQgetvalue(rows->get(), 0, 0));
+  const auto model = AssetTypeModel::compile(asset_type, **schema);
   DerivationStats stats;
   model->derive(set, stats);
   nlohmann::ordered_json out;

@@ -1,11 +1,8 @@
 #include <cstdio>
-#include <nlohmann/json.hpp>
 
-#include "adapters/postgres/pg_connection.h"
 #include "adapters/postgres/pg_link_listener.h"
 #include "adapters/redis/redis_link_cache.h"
 #include "app/commands.h"
-#include "common/error_types.h"
 #include "pipeline/worker_metrics.h"
 
 namespace atw {
@@ -29,14 +26,11 @@ int run_links_invalidate(const Config& c, const std::string& organization,
       return 1;
     }
   }
-  const std::string payload =
-      all ? nlohmann::json{{"all", true}}.dump()
-          : nlohmann::json{{"org", organization}, {"device", device}}.dump();
   PgConnection db(c.database());
-  auto r = db.exec(error_type::kDbUnavailable, "SELECT pg_notify($1, $2)",
-                   {kLinkChangeChannel, payload});
-  if (!r.ok()) {
-    print_error("cannot notify the workers: " + r.status().message());
+  const Status notified = notify_link_change(
+      db, all ? std::nullopt : std::optional<DeviceKey>(DeviceKey{organization, device}));
+  if (!notified.ok()) {
+    print_error("cannot notify the workers: " + notified.message());
     return 1;
   }
   std::printf("invalidated %s\n",

@@ -22,6 +22,7 @@
 #include "app/safety_net_thread.h"
 #include "app/system_clock.h"
 #include "common/error_types.h"
+#include "pipeline/link_change_inbox.h"
 #include "pipeline/max_deliveries_dead_letterer.h"
 #include "pipeline/worker.h"
 
@@ -207,7 +208,7 @@ int run_worker(const Config& c, const std::atomic<bool>& stop) {
     if (now - last_probe >= seconds(5)) {
       last_probe = now;
       // An idle worker would not notice a lost database: ask it.
-      (void)db.exec(error_type::kDbUnavailable, "SELECT 1");
+      (void)db.ping();
     }
     // The probed connection stands for the database: the writer lanes only learn of an
     // outage or a recovery when they next write.

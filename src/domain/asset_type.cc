@@ -302,8 +302,7 @@ std::shared_ptr<AssetTypeModel> AssetTypeModel::compile(std::string asset_type_i
     }
   }
   if (auto it = schema.find("health_states"); it != schema.end()) {
-    HealthStatesParse states =
-        parse_health_states(it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    HealthStatesParse states = parse_health_states(*it);
     for (auto& p : states.problems) model->problems_.push_back(std::move(p));
     model->health_states_ =
         states.policy ? std::make_shared<const HealthStatePolicy>(std::move(*states.policy))

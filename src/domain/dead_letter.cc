@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "domain/json_writer.h"
+#include "domain/utf8.h"
 
 namespace atw {
 namespace {

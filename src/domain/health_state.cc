@@ -81,9 +81,12 @@ std::optional<std::vector<HealthLevel>> parse_levels(const nlohmann::json& j,
 }  // namespace
 
 HealthStatesParse parse_health_states(std::string_view json) {
+  return parse_health_states(nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false));
+}
+
+HealthStatesParse parse_health_states(const nlohmann::json& j) {
   HealthStatesParse out;
   out.policy = HealthStatePolicy::standard();
-  const auto j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
   if (j.is_null()) return out;
   if (j.is_boolean()) {
     if (!j.get<bool>()) out.policy.reset();

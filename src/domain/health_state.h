@@ -17,6 +17,7 @@
 // older than the last it gave), so it is a pure function of the state it is given and the score.
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,12 +53,13 @@ struct HealthStatePolicy {
 // Reads telemetry_schema.health_states: `false` turns states off (nullopt); an object overrides
 // any of {"levels": [{"name", "min_score"}...], "hysteresis", "min_consecutive",
 // "min_duration_s"}; what it gets wrong is listed in `problems` and its default applies.
-// (The JSON is given as text so that this header does not need a JSON library.)
+// Given as text, or as the value the asset type's schema parse already holds.
 struct HealthStatesParse {
   std::optional<HealthStatePolicy> policy;
   std::vector<SchemaProblem> problems;
 };
 HealthStatesParse parse_health_states(std::string_view json);
+HealthStatesParse parse_health_states(const nlohmann::json& j);
 
 // An asset's state as kept between measurements (the worker's asset_health_states row).
 struct AssetHealthState {

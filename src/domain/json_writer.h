@@ -36,7 +36,4 @@ class JsonWriter {
   bool need_comma_ = false;
 };
 
-// True when `s` is well-formed UTF-8.
-bool is_valid_utf8(std::string_view s);
-
 }  // namespace atw

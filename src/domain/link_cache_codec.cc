@@ -209,4 +209,11 @@ Result<LinkSet> parse_link_set(std::string_view json, const DeviceKey& key) {
   return set;
 }
 
+std::string minify_schema_text(std::string_view json) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(json.data(), json.size()).get(root)) return std::string(json);
+  return simdjson::minify(root);
+}
+
 }  // namespace atw

@@ -29,4 +29,10 @@ std::string serialize_link_set(const DeviceKey& key, const LinkSet& set);
 // The links come back in link-id order.
 Result<LinkSet> parse_link_set(std::string_view json, const DeviceKey& key);
 
+// A telemetry_schema as every cache tier carries it: JSON without insignificant whitespace (the
+// Redis tier's parse gives it; PostgreSQL's jsonb text has spaces). One schema must be one text
+// whichever tier its link came from, because compiled asset types are looked up by it. Text that
+// is not JSON is returned as it is (compiling it reports the problem).
+std::string minify_schema_text(std::string_view json);
+
 }  // namespace atw

@@ -145,11 +145,4 @@ Status read_link_bound(std::string_view field, std::string_view text,
   return unreadable(fmt::format("{}: \"{}\" is not a timestamp", field, shown));
 }
 
-std::string minify_schema_text(std::string_view json) {
-  thread_local simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  if (parser.parse(json.data(), json.size()).get(root)) return std::string(json);
-  return simdjson::minify(root);
-}
-
 }  // namespace atw

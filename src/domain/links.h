@@ -2,6 +2,7 @@
 // Device-asset links (seed step 3): what one link says, read from entity_edges, and its
 // validity at measurement time (SPEC D5).
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,10 +54,15 @@ struct DeviceKey {
   bool operator==(const DeviceKey&) const = default;
 };
 
+// One hash of a device's two ids, for whatever holds them (a DeviceKey, or views of one).
+inline size_t device_key_hash(std::string_view organization_id, std::string_view device_id) {
+  return std::hash<std::string_view>{}(organization_id)*31 ^
+         std::hash<std::string_view>{}(device_id);
+}
+
 struct DeviceKeyHash {
   size_t operator()(const DeviceKey& k) const noexcept {
-    return std::hash<std::string_view>{}(k.organization_id) * 31 ^
-           std::hash<std::string_view>{}(k.device_id);
+    return device_key_hash(k.organization_id, k.device_id);
   }
 };
 
@@ -72,11 +78,5 @@ Status read_link_metadata(std::string_view metadata_json, DeviceLink& link);
 // SQL NULL) into `bound`; a permanent "link_unreadable" error naming `field` if it is not a time.
 Status read_link_bound(std::string_view field, std::string_view text,
                        std::optional<Timestamp>& bound);
-
-// A telemetry_schema as every cache tier carries it: JSON without insignificant whitespace (the
-// Redis tier's parse gives it; PostgreSQL's jsonb text has spaces). One schema must be one text
-// whichever tier its link came from, because compiled asset types are looked up by it. Text that
-// is not JSON is returned as it is (compiling it reports the problem).
-std::string minify_schema_text(std::string_view json);
 
 }  // namespace atw

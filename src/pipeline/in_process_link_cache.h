@@ -51,8 +51,7 @@ class InProcessLinkCache {
   };
   struct KeyViewHash {
     size_t operator()(const KeyView& k) const {
-      return std::hash<std::string_view>{}(k.organization_id) * 31 ^
-             std::hash<std::string_view>{}(k.device_id);
+      return device_key_hash(k.organization_id, k.device_id);
     }
   };
   static KeyView view_of(const DeviceKey& key) { return {key.organization_id, key.device_id}; }

@@ -13,6 +13,16 @@ WorkerMetrics::WorkerMetrics() {
   for (const auto& level : HealthStatePolicy::standard().levels) s_.state_changes[level.name] = 0;
 }
 
+void WorkerMetrics::add(uint64_t MetricsSnapshot::*counter, uint64_t n) {
+  std::lock_guard lock(mu_);
+  s_.*counter += n;
+}
+
+void WorkerMetrics::set(int64_t MetricsSnapshot::*gauge, int64_t value) {
+  std::lock_guard lock(mu_);
+  s_.*gauge = value;
+}
+
 void WorkerMetrics::add_processed(uint64_t n, uint64_t history_rows, uint64_t events) {
   std::lock_guard lock(mu_);
   s_.messages_processed += n;
@@ -21,23 +31,19 @@ void WorkerMetrics::add_processed(uint64_t n, uint64_t history_rows, uint64_t ev
 }
 
 void WorkerMetrics::add_no_links(uint64_t n) {
-  std::lock_guard lock(mu_);
-  s_.messages_no_links += n;
+  add(&MetricsSnapshot::messages_no_links, n);
 }
 
 void WorkerMetrics::add_duplicates(uint64_t n) {
-  std::lock_guard lock(mu_);
-  s_.messages_duplicate += n;
+  add(&MetricsSnapshot::messages_duplicate, n);
 }
 
 void WorkerMetrics::add_dead_lettered(uint64_t n) {
-  std::lock_guard lock(mu_);
-  s_.messages_dead_lettered += n;
+  add(&MetricsSnapshot::messages_dead_lettered, n);
 }
 
 void WorkerMetrics::add_quality_unknown(uint64_t n) {
-  std::lock_guard lock(mu_);
-  s_.quality_unknown += n;
+  add(&MetricsSnapshot::quality_unknown, n);
 }
 
 void WorkerMetrics::add_state_change(std::string_view to) {
@@ -72,8 +78,7 @@ void WorkerMetrics::add_cache(std::string_view tier, uint64_t hits, uint64_t mis
 }
 
 void WorkerMetrics::add_link_store_loads(uint64_t n) {
-  std::lock_guard lock(mu_);
-  s_.link_store_loads += n;
+  add(&MetricsSnapshot::link_store_loads, n);
 }
 
 void WorkerMetrics::add_history_maintenance(bool ok) {
@@ -107,18 +112,15 @@ void WorkerMetrics::observe_batch(size_t size) {
 }
 
 void WorkerMetrics::set_stream_pending(int64_t stream_pending) {
-  std::lock_guard lock(mu_);
-  s_.stream_pending = stream_pending;
+  set(&MetricsSnapshot::stream_pending, stream_pending);
 }
 
 void WorkerMetrics::set_ack_pending(int64_t ack_pending) {
-  std::lock_guard lock(mu_);
-  s_.ack_pending = ack_pending;
+  set(&MetricsSnapshot::ack_pending, ack_pending);
 }
 
 void WorkerMetrics::set_dlq_depth(int64_t depth) {
-  std::lock_guard lock(mu_);
-  s_.dlq_depth = depth;
+  set(&MetricsSnapshot::dlq_depth, depth);
 }
 
 void WorkerMetrics::set_up(Server server, bool up) {

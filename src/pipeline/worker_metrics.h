@@ -94,6 +94,9 @@ class WorkerMetrics {
   MetricsSnapshot snapshot() const;
 
  private:
+  void add(uint64_t MetricsSnapshot::*counter, uint64_t n);
+  void set(int64_t MetricsSnapshot::*gauge, int64_t value);
+
   mutable std::mutex mu_;
   MetricsSnapshot s_;
   size_t window_next_ = 0;

@@ -359,6 +359,25 @@ std::vector<size_t> add_telemetry(Scenario& s, MessageLedger& ledger,
   return added;
 }
 
+// The opening most scenarios share: a scenario of its own with four plants, a backlog of
+// `messages` messages of telemetry for them already in the input stream, and an observer from
+// then on. A test takes its parts by name: `auto& [s, plants, ledger, observer] = backlog;`.
+struct PublishedBacklog {
+  PublishedBacklog(const ServerUrls& urls, int messages)
+      : s(urls), plants(load_plants(s, 4)), observer(published(messages)) {}
+  Scenario s;
+  std::vector<Plant> plants;
+  MessageLedger ledger;
+  Observer observer;
+
+ private:
+  Observer published(int messages) {
+    add_telemetry(s, ledger, plants, 0, messages);
+    ledger.publish_all(s);
+    return Observer(s, ledger);
+  }
+};
+
 SentMessage poison(std::string label, std::string payload, std::string reason) {
   SentMessage m;
   m.label = std::move(label);
@@ -593,12 +612,8 @@ TEST_F(FaultSuite, TheTallySeesLossAndDuplicates) {
 }
 
 TEST_F(FaultSuite, WorkerKilledMidBatchAndRestarted) {
-  Scenario s(servers().urls());
-  const auto plants = load_plants(s, 4);
-  MessageLedger ledger;
-  add_telemetry(s, ledger, plants, 0, 3000);
-  ledger.publish_all(s);
-  Observer observer(s, ledger);
+  PublishedBacklog backlog(servers().urls(), 3000);
+  auto& [s, plants, ledger, observer] = backlog;
   // Small batches, so that a kill lands between a batch's fetch, write, publish and ack; a short
   // AckWait, so that the killed worker's messages come back quickly.
   const auto e = env(s, {{"BATCH_SIZE", "40"}, {"ACK_WAIT_S", "5"}, {"MAX_ACK_PENDING", "200"}});
@@ -628,12 +643,8 @@ TEST_F(FaultSuite, WorkerKilledMidBatchAndRestarted) {
 }
 
 TEST_F(FaultSuite, SigtermDrainsAndExitsCleanly) {
-  Scenario s(servers().urls());
-  const auto plants = load_plants(s, 4);
-  MessageLedger ledger;
-  add_telemetry(s, ledger, plants, 0, 2000);
-  ledger.publish_all(s);
-  Observer observer(s, ledger);
+  PublishedBacklog backlog(servers().urls(), 2000);
+  auto& [s, plants, ledger, observer] = backlog;
   const auto e = env(s, {{"BATCH_SIZE", "100"}});
   auto worker = start_worker(e);
   ASSERT_TRUE(observer.wait_for(
@@ -793,12 +804,8 @@ TEST_F(FaultSuite, NatsServerRestarted) {
 }
 
 TEST_F(FaultSuite, WorkerPausedPastAckWait) {
-  Scenario s(servers().urls());
-  const auto plants = load_plants(s, 4);
-  MessageLedger ledger;
-  add_telemetry(s, ledger, plants, 0, 3000);
-  ledger.publish_all(s);
-  Observer observer(s, ledger);
+  PublishedBacklog backlog(servers().urls(), 3000);
+  auto& [s, plants, ledger, observer] = backlog;
   auto worker = start_worker(env(s, {{"BATCH_SIZE", "50"}, {"ACK_WAIT_S", "5"}}));
   ASSERT_TRUE(observer.wait_for(
       [&](const Progress& p) { return p.events >= ledger.expected_events() / 5; }, seconds(60)));
@@ -815,12 +822,8 @@ TEST_F(FaultSuite, WorkerPausedPastAckWait) {
 }
 
 TEST_F(FaultSuite, WorkerPausedPastAckWaitWhileAReplicaRuns) {
-  Scenario s(servers().urls());
-  const auto plants = load_plants(s, 4);
-  MessageLedger ledger;
-  add_telemetry(s, ledger, plants, 0, 3000);
-  ledger.publish_all(s);
-  Observer observer(s, ledger);
+  PublishedBacklog backlog(servers().urls(), 3000);
+  auto& [s, plants, ledger, observer] = backlog;
   const auto e = env(s, {{"BATCH_SIZE", "50"}, {"ACK_WAIT_S", "5"}});
   auto paused_worker = start_worker(e);
   auto replica = start_worker(e);
@@ -840,12 +843,8 @@ TEST_F(FaultSuite, WorkerPausedPastAckWaitWhileAReplicaRuns) {
 
 // A full output stream answers each publish with an error ("maximum messages exceeded").
 TEST_F(FaultSuite, OutputStreamFullForAWhile) {
-  Scenario s(servers().urls());
-  const auto plants = load_plants(s, 4);
-  MessageLedger ledger;
-  add_telemetry(s, ledger, plants, 0, 3000);
-  ledger.publish_all(s);
-  Observer observer(s, ledger);
+  PublishedBacklog backlog(servers().urls(), 3000);
+  auto& [s, plants, ledger, observer] = backlog;
   auto worker = start_worker(env(s, {{"BATCH_SIZE", "50"}, {"ACK_WAIT_S", "5"}}));
   ASSERT_TRUE(observer.wait_for(
       [&](const Progress& p) { return p.events >= ledger.expected_events() / 5; }, seconds(60)));
@@ -872,12 +871,8 @@ TEST_F(FaultSuite, OutputStreamFullForAWhile) {
 
 // No stream captures the output subject: each publish is answered "no responders".
 TEST_F(FaultSuite, OutputSubjectWithoutStreamForAWhile) {
-  Scenario s(servers().urls());
-  const auto plants = load_plants(s, 4);
-  MessageLedger ledger;
-  add_telemetry(s, ledger, plants, 0, 3000);
-  ledger.publish_all(s);
-  Observer observer(s, ledger);
+  PublishedBacklog backlog(servers().urls(), 3000);
+  auto& [s, plants, ledger, observer] = backlog;
   auto worker = start_worker(env(s, {{"BATCH_SIZE", "50"}, {"ACK_WAIT_S", "5"}}));
   ASSERT_TRUE(observer.wait_for(
       [&](const Progress& p) { return p.events >= ledger.expected_events() / 5; }, seconds(60)));

@@ -20,6 +20,7 @@
 #include "domain/links.h"
 #include "domain/mapping.h"
 #include "domain/telemetry.h"
+#include "domain/utf8.h"
 #include "fuzz_check.h"
 
 namespace atw {

@@ -11,6 +11,8 @@
 #include <random>
 #include <string>
 
+#include "domain/utf8.h"
+
 namespace atw {
 namespace {
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <vector>
 
+#include "pipeline/link_change_inbox.h"
 #include "support/fakes.h"
 
 namespace atw {

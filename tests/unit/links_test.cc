@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "domain/link_cache_codec.h"
+
 namespace atw {
 namespace {
 

@@ -75,9 +75,9 @@ using JetStreamContextPtr = std::unique_ptr<jsCtx, JetStreamContextDeleter>;
 
 // The messages of one publish, one PubAck wait or one fetch, destroyed together when the call
 // ends. nats.c hands every destroyed message to its collector thread and wakes that thread
-// whenever it is idle: destroyed one at a time between other work, the messages of a
-// 200,000-message drain woke it about 100,000 times, about 3 us of CPU per message. Destroyed
-// together, they wake it a few times per batch.
+// whenever it is idle: destroyed one at a time between other work, they woke it about every
+// other message, a cost per message (docs/benchmarks.md). Destroyed together, they wake it a
+// few times per batch.
 using MessageGroup = std::vector<MessagePtr>;
 
 // Splits "nats://a:4222,nats://b:4222".

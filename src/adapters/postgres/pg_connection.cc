@@ -318,4 +318,9 @@ Result<std::vector<std::string>> PgConnection::wait_for_notifications(
   return payloads;
 }
 
+Status PgConnection::ping() {
+  auto r = exec(error_type::kDbUnavailable, "SELECT 1");
+  return r.ok() ? Status() : r.status();
+}
+
 }  // namespace atw

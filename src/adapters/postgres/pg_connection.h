@@ -53,18 +53,23 @@ class PgConnection {
   // wait out. Read off libpq's and the server's messages in English (lc_messages C or en).
   bool login_refused() const { return login_refused_; }
   bool connected() const;
+  // Asks the server a trivial question: how an idle connection finds out the server is gone.
+  Status ping();
   // Counts successful (re)connections; a change tells listeners that notices may be lost.
   uint64_t generation() const { return generation_; }
   void reset() { conn_.reset(); }
 
-  // Runs a statement with text parameters (nullopt is SQL NULL). Fails with `type` as the
-  // error type, classified by pg_error_status.
-  Result<PgResult> exec(std::string_view type, const char* sql,
+  // Every call that runs SQL names first the error type it fails with (`failure_type`, one of
+  // common/error_types.h: what the failure counts as in metrics and dead letters); the kind
+  // (unavailable, retryable, permanent) comes from the server's answer (pg_error_status).
+  //
+  // Runs a statement with text parameters (nullopt is SQL NULL).
+  Result<PgResult> exec(std::string_view failure_type, const char* sql,
                         const std::vector<std::optional<std::string>>& params = {});
   // exec, for a statement that may run long: waits in slices of a tenth of a second and gives
   // up, dropping the connection (the server then ends the statement by itself), once `stop` is
   // set; fails at once if it already is.
-  Result<PgResult> exec_until(std::string_view type, const char* sql,
+  Result<PgResult> exec_until(std::string_view failure_type, const char* sql,
                               const std::vector<std::optional<std::string>>& params,
                               const std::atomic<bool>& stop);
   // Runs `sql`, statements separated by semicolons, in one request (the simple query protocol):
@@ -72,14 +77,15 @@ class PgConnection {
   // is fed `copy_data` (already in the COPY format; at most one COPY may be). The statements
   // after a failed one do not run.
   // Returns the last result with rows (empty if none had rows), or the first failure.
-  Result<PgResult> run_script(std::string_view type, const std::string& sql,
+  Result<PgResult> run_script(std::string_view failure_type, const std::string& sql,
                               std::string_view copy_data = {});
   // The same, returning the result of every statement that returns rows (a SELECT, even of no
   // rows), in statement order.
-  Result<std::vector<PgResult>> run_script_results(std::string_view type, const std::string& sql,
+  Result<std::vector<PgResult>> run_script_results(std::string_view failure_type,
+                                                   const std::string& sql,
                                                    std::string_view copy_data = {});
   // `text` as a quoted SQL literal for run_script, which takes no parameters.
-  Result<std::string> literal(std::string_view type, std::string_view text);
+  Result<std::string> literal(std::string_view failure_type, std::string_view text);
 
   // The SQLSTATE of the last statement the server refused ("23505"), empty if it gave none.
   const std::string& last_sqlstate() const { return last_sqlstate_; }
@@ -93,7 +99,7 @@ class PgConnection {
   // pg_error_status of a failed result, remembering its SQLSTATE.
   Status failure(const PGresult* result, std::string_view type);
   // Streams `data` to a COPY the server is waiting on, and ends it.
-  Status feed_copy(std::string_view type, std::string_view data);
+  Status feed_copy(std::string_view failure_type, std::string_view data);
 
   SecretSource url_;
   int statement_timeout_ms_;

@@ -26,6 +26,15 @@ bool post_link_notice(std::string_view payload, LinkChangeInbox& inbox) {
   return true;
 }
 
+Status notify_link_change(PgConnection& db, const std::optional<DeviceKey>& key) {
+  const std::string payload =
+      key ? nlohmann::json{{"org", key->organization_id}, {"device", key->device_id}}.dump()
+          : nlohmann::json{{"all", true}}.dump();
+  auto sent = db.exec(error_type::kDbUnavailable, "SELECT pg_notify($1, $2)",
+                      {kLinkChangeChannel, payload});
+  return sent.ok() ? Status() : sent.status();
+}
+
 PgLinkListener::PgLinkListener(SecretSource url, LinkChangeInbox& inbox, Logger& log)
     : url_(std::move(url)), inbox_(inbox), log_(log), thread_([this] { run(); }) {}
 

@@ -5,13 +5,15 @@
 // nobody listened are lost.
 
 #include <atomic>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 
+#include "adapters/postgres/pg_connection.h"
 #include "common/log.h"
 #include "common/secret_source.h"
-#include "pipeline/link_resolver.h"
+#include "pipeline/link_change_inbox.h"
 
 namespace atw {
 
@@ -20,6 +22,10 @@ inline constexpr const char* kLinkChangeChannel = "asset_worker_links";
 // Posts one notice's payload: {"org": ..., "device": ...} or {"all": true}. False if it is
 // neither.
 bool post_link_notice(std::string_view payload, LinkChangeInbox& inbox);
+
+// Sends the notice every worker's listener posts: the links of `key` changed, or those of every
+// device when there is no key (`links invalidate`).
+Status notify_link_change(PgConnection& db, const std::optional<DeviceKey>& key);
 
 class PgLinkListener {
  public:

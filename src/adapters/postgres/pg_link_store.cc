@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/error_types.h"
+#include "domain/link_cache_codec.h"
 
 namespace atw {
 
@@ -13,8 +14,8 @@ namespace {
 // Each device's links are looked up on their own (LATERAL; OFFSET 0 keeps the planner from
 // merging the lookup into one join): a batch's devices cost the same however large the tables
 // are, even before the tables have statistics. As one join, on a freshly loaded entity_edges
-// the planner took it for a one-row table and hashed all of it for every batch (342 against
-// 42 ms a batch of 3,300 devices among 100,000).
+// the planner took it for a one-row table and hashed all of it for every batch
+// (docs/benchmarks.md, the growth findings).
 constexpr const char* kLinkQuery =
     "SELECT k.ord, l.* FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(org, dev, ord)"
     " CROSS JOIN LATERAL ("

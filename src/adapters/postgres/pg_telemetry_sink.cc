@@ -387,11 +387,9 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
   // (assets, their states, processed_messages), whose pages the batches keep in memory: a page
   // read at random costs about what one read in order does, which random_page_cost = 1.1 tells
   // the planner (its default, 4, is a disk's). With the default it read the whole of
-  // asset_health_states for a batch of 2,700 of 200,000 assets (22 against 13 ms by index);
-  // with sequential scans simply disallowed, a small plant's batches cost 6-8% more (an index
-  // where reading the small table is cheaper). Drains at 100,000 devices, 1,000: default
-  // 11,854, 23,704-24,749 msg/s; scans disallowed 14,421, 21,247-23,398; 1.1 14,000,
-  // 23,692-24,279 (bench/growth.sh's plant, A/B, same hour).
+  // asset_health_states for a batch of a large plant; with sequential scans simply disallowed,
+  // a small plant's batches cost more (an index where reading the small table is cheaper).
+  // The A/B figures are in docs/benchmarks.md (the growth findings).
   copy_buffer_.clear();
   std::string sql = "BEGIN; SET LOCAL random_page_cost = 1.1; COPY ";
   sql += kHistoryColumns;
@@ -420,8 +418,7 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
     // locks are held and sees everything committed before.
     // The locks through a join, not `id = ANY(...)`: a row another lane changed while this one
     // waited is checked again, and an index scan on an array checks it by sorting the whole
-    // array again, for every such row (10,000 assets locked after another lane: 59 s against
-    // 0.1 s).
+    // array again, for every such row: seconds for a batch of many assets.
     sql += fmt::format(
         "; SELECT a.id, a.health_score::text, a.health_score_updated_at::text"
         " FROM unnest({0}::text[]) AS k(id) JOIN assets a ON a.id = k.id"
@@ -503,8 +500,7 @@ Status PgTelemetrySink::write_in_transaction(std::span<const MessageResult> mess
   }
   // The scores: each changed asset once. `a.id = ANY(...)` says how few rows of `assets` the
   // join needs: without it the planner, which cannot see into the unnest, joined by hashing the
-  // whole table (90 against 25 ms a batch of 2,700 changed assets among 200,000; the same
-  // 6.6 ms among 2,000).
+  // whole table, a cost that grew with the plant.
   if (const auto changes = ledger.changes(); !changes.empty()) {
     std::vector<std::string_view> cids;
     std::string scores = "{";

@@ -157,21 +157,27 @@ Status RedisLinkCache::check_login() {
   return Status();
 }
 
-std::vector<std::optional<LinkSet>> RedisLinkCache::get_many(std::span<const DeviceKey> keys) {
-  std::vector<std::optional<LinkSet>> out(keys.size());
-  if (keys.empty() || !ensure()) return out;
+RedisLinkCache::Reply RedisLinkCache::command_on_keys(std::string_view command,
+                                                      std::span<const DeviceKey> keys) {
   std::vector<std::string> names;
-  names.reserve(keys.size() + 1);
-  names.emplace_back("MGET");
+  names.reserve(keys.size());
   for (const auto& k : keys) names.push_back(link_cache_key(k));
-  std::vector<const char*> argv;
-  std::vector<size_t> argl;
+  std::vector<const char*> argv{command.data()};
+  std::vector<size_t> argl{command.size()};
+  argv.reserve(names.size() + 1);
+  argl.reserve(names.size() + 1);
   for (const auto& n : names) {
     argv.push_back(n.data());
     argl.push_back(n.size());
   }
-  Reply r(static_cast<redisReply*>(
+  return Reply(static_cast<redisReply*>(
       redisCommandArgv(ctx_.get(), static_cast<int>(argv.size()), argv.data(), argl.data())));
+}
+
+std::vector<std::optional<LinkSet>> RedisLinkCache::get_many(std::span<const DeviceKey> keys) {
+  std::vector<std::optional<LinkSet>> out(keys.size());
+  if (keys.empty() || !ensure()) return out;
+  const Reply r = command_on_keys("MGET", keys);
   if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != keys.size()) {
     fail("redis MGET failed", r.get());
     return out;
@@ -220,17 +226,7 @@ void RedisLinkCache::put_many(std::span<const DeviceKey> keys, std::span<const L
 
 void RedisLinkCache::invalidate(std::span<const DeviceKey> keys) {
   if (keys.empty() || !ensure()) return;
-  std::vector<std::string> names;
-  names.emplace_back("DEL");
-  for (const auto& k : keys) names.push_back(link_cache_key(k));
-  std::vector<const char*> argv;
-  std::vector<size_t> argl;
-  for (const auto& n : names) {
-    argv.push_back(n.data());
-    argl.push_back(n.size());
-  }
-  Reply r(static_cast<redisReply*>(
-      redisCommandArgv(ctx_.get(), static_cast<int>(argv.size()), argv.data(), argl.data())));
+  const Reply r = command_on_keys("DEL", keys);
   if (!r || r->type == REDIS_REPLY_ERROR) fail("redis DEL failed", r.get());
 }
 

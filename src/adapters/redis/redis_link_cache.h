@@ -9,7 +9,9 @@
 
 #include <chrono>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include "common/log.h"
 #include "common/secret_source.h"
@@ -65,6 +67,8 @@ class RedisLinkCache final : public LinkCache {
     void operator()(redisReply* r) const { freeReplyObject(r); }
   };
   using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+  // `command` with the cache key of each of `keys` as its arguments, in one round trip.
+  Reply command_on_keys(std::string_view command, std::span<const DeviceKey> keys);
 
   bool ensure();
   // Drops the connection after `what` failed (`reply`, when there was one, says why).
